@@ -1,0 +1,1 @@
+"""flask_apisec: the Flask extension on top of wsgi_apisec."""

@@ -1,0 +1,1 @@
+"""wsgi_apisec: framework-agnostic API security for WSGI apps."""

@@ -1,0 +1,175 @@
+"""The one exception hierarchy.
+
+Every failure the library can meet while handling a request is an :class:`APISecError`.
+Each class carries, as data, what an HTTP layer needs to answer: the status, the RFC 6750
+(or RFC 9449 / profile) error code, a description that is safe to show to the caller, a
+``detail`` for the log line only, and the challenge to put in ``WWW-Authenticate``.
+
+Parsers and crypto backends raise their own exceptions; they are converted at the
+boundary (``raise X(...) from exc``) so nothing else escapes as a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class APISecError(Exception):
+    """Root of every error this library raises.
+
+    ``code`` is a stable, dotted, profile-neutral reason (``signature.invalid``); profiles
+    map it onto their own envelope codes (G2P Connect ``err.signature.invalid``).
+    """
+
+    status: int = 400
+    error: str = "invalid_request"
+    code: str = "request.invalid"
+    #: The auth scheme of the challenge; ``None`` means no ``WWW-Authenticate`` header.
+    scheme: str | None = None
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        detail: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        challenge: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.detail = detail or description
+        if code is not None:
+            self.code = code
+        self.headers: dict[str, str] = dict(headers or {})
+        #: Extra auth-params for the challenge (``scope``, ``algs``, ...), besides ``error``.
+        self.challenge: dict[str, str] = dict(challenge or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.description!r})"
+
+
+class ConfigurationError(APISecError):
+    """The library was set up wrongly; raised at start-up, never while serving."""
+
+    status = 500
+    error = "server_error"
+    code = "config.invalid"
+
+
+# --- request shape -------------------------------------------------------------------
+
+
+class InvalidRequest(APISecError):
+    """RFC 6750 §3.1 ``invalid_request``: malformed, missing a parameter, or ambiguous."""
+
+    status = 400
+    error = "invalid_request"
+    code = "request.invalid"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    code = "request.too_large"
+
+
+class ParseError(InvalidRequest):
+    """Bad base64url, bad JSON, bad structured field: the input is not well formed."""
+
+    code = "request.malformed"
+
+
+# --- bearer tokens (RFC 6750) ----------------------------------------------------------
+
+
+class MissingCredentials(APISecError):
+    """RFC 6750 §3.1: no credentials at all -> 401 challenge *without* an error code."""
+
+    status = 401
+    error = ""
+    code = "token.missing"
+    scheme = "Bearer"
+
+
+class InvalidToken(APISecError):
+    """RFC 6750 §3.1 ``invalid_token``: expired, revoked, malformed, or wrongly bound."""
+
+    status = 401
+    error = "invalid_token"
+    code = "token.invalid"
+    scheme = "Bearer"
+
+
+class InsufficientScope(APISecError):
+    """RFC 6750 §3.1 ``insufficient_scope`` (403, challenge carries ``scope``)."""
+
+    status = 403
+    error = "insufficient_scope"
+    code = "token.insufficient_scope"
+    scheme = "Bearer"
+
+
+class InvalidDPoPProof(APISecError):
+    """RFC 9449 §7.1 ``invalid_dpop_proof``."""
+
+    status = 401
+    error = "invalid_dpop_proof"
+    code = "dpop.invalid"
+    scheme = "DPoP"
+
+
+class UseDPoPNonce(InvalidDPoPProof):
+    """RFC 9449 §8 ``use_dpop_nonce``; the response carries a fresh ``DPoP-Nonce``."""
+
+    error = "use_dpop_nonce"
+    code = "dpop.nonce_required"
+
+
+# --- message signatures ----------------------------------------------------------------
+
+
+class SignatureError(APISecError):
+    """A signature that is present but does not verify (401)."""
+
+    status = 401
+    error = "invalid_signature"
+    code = "signature.invalid"
+
+
+class MissingSignature(SignatureError):
+    code = "signature.missing"
+
+
+class MalformedSignature(SignatureError):
+    """A signature header that cannot be parsed: a malformed request (400)."""
+
+    status = 400
+    error = "invalid_request"
+    code = "signature.malformed"
+
+
+class UnknownKey(SignatureError):
+    """No key for the ``kid`` / participant named by the message."""
+
+    code = "signature.unknown_key"
+
+
+class ReplayDetected(SignatureError):
+    code = "signature.replayed"
+
+
+class InvalidDigest(SignatureError):
+    """RFC 9530: ``Content-Digest`` absent, unsupported or not matching the body."""
+
+    code = "digest.invalid"
+
+
+# --- key sources ------------------------------------------------------------------------
+
+
+class KeySourceError(APISecError):
+    """A JWKS / registry / introspection endpoint is down and nothing usable is cached."""
+
+    status = 503
+    error = "temporarily_unavailable"
+    code = "keys.unavailable"

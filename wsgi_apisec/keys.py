@@ -1,0 +1,493 @@
+"""Keys: PEM / JWK / X.509 in, JWK / JWKS out, thumbprints; each key bound to its algorithms.
+
+A key knows which algorithms it may be used with (from its type, curve and size, narrowed by
+its JWK ``alg`` and by configuration). A verifier asks the key, never the message, so an RSA
+public key can never be used as an HMAC secret and an ES256 key never verifies ES384.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from .algorithms import ALGORITHMS, JOSE_ALGORITHMS, MIN_RSA_BITS, SignKey, VerifyKey
+from .encoding import b64url_decode, b64url_encode, json_dumps, json_object
+from .errors import ConfigurationError, ParseError
+
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "P-256": ec.SECP256R1,
+    "P-384": ec.SECP384R1,
+    "P-521": ec.SECP521R1,
+}
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+#: The algorithms a key of each shape may be used with, absent other limits.
+_DEFAULT_ALGS = {
+    "RSA": frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}),
+    "P-256": frozenset({"ES256"}),
+    "P-384": frozenset({"ES384"}),
+    "P-521": frozenset({"ES512"}),
+    "Ed25519": frozenset({"EdDSA", "Ed25519"}),
+    "oct": frozenset({"HS256", "HS384", "HS512"}),
+}
+#: RFC 9421 §6.2 names per key shape (``rsa-pss-sha512`` and ``rsa-v1_5-sha256`` both RSA).
+_HTTPSIG_ALGS = {
+    "RSA": frozenset({"rsa-pss-sha512", "rsa-v1_5-sha256"}),
+    "P-256": frozenset({"ecdsa-p256-sha256"}),
+    "P-384": frozenset({"ecdsa-p384-sha384"}),
+    "P-521": frozenset(),
+    "Ed25519": frozenset({"ed25519"}),
+    "oct": frozenset({"hmac-sha256"}),
+}
+
+
+def x5t_s256(cert_der: bytes) -> str:
+    """RFC 8705 §3.1 ``x5t#S256``: base64url SHA-256 of the DER certificate."""
+    return b64url_encode(hashlib.sha256(cert_der).digest())
+
+
+def _int_b64(value: int, length: int | None = None) -> str:
+    size = length or max(1, (value.bit_length() + 7) // 8)
+    return b64url_encode(value.to_bytes(size, "big"))
+
+
+def _b64_int(jwk: Mapping[str, Any], name: str) -> int:
+    value = jwk.get(name)
+    if not isinstance(value, str) or not value:
+        raise ParseError(f"JWK member {name!r} is missing")
+    return int.from_bytes(b64url_decode(value, f"JWK {name!r}"), "big")
+
+
+def _shape(key: Any) -> tuple[str, str]:
+    """(kty, shape) where shape selects the default algorithms."""
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise ConfigurationError(f"RSA keys must be at least {MIN_RSA_BITS} bits")
+        return "RSA", "RSA"
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        crv = _CURVE_NAMES.get(key.curve.name)
+        if crv is None:
+            raise ConfigurationError(f"curve {key.curve.name} is not supported")
+        return "EC", crv
+    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
+        return "OKP", "Ed25519"
+    if isinstance(key, bytes):
+        return "oct", "oct"
+    raise ConfigurationError(f"unsupported key type {type(key).__name__}")
+
+
+def _bind_algorithms(
+    shape: str, jwk_alg: object, algorithms: Iterable[str] | None
+) -> frozenset[str]:
+    allowed = _DEFAULT_ALGS[shape] | _HTTPSIG_ALGS[shape]
+    if isinstance(jwk_alg, str):
+        # RFC 7517 §4.4: a key that names its algorithm is used with that one only.
+        allowed = allowed & ({jwk_alg} | (_HTTPSIG_ALGS[shape] if jwk_alg in ALGORITHMS else set()))
+        if jwk_alg not in allowed:
+            raise ConfigurationError(f"JWK alg {jwk_alg!r} does not fit a {shape} key")
+    if algorithms is not None:
+        wanted = frozenset(algorithms)
+        if not wanted <= allowed:
+            bad = ", ".join(sorted(wanted - allowed))
+            raise ConfigurationError(f"a {shape} key cannot be used with {bad}")
+        allowed = wanted
+    return frozenset(allowed)
+
+
+@dataclass(frozen=True, eq=False)
+class _Key:
+    kid: str | None
+    kty: str
+    algorithms: frozenset[str]
+    certificate: x509.Certificate | None
+
+    @property
+    def jose_algorithms(self) -> frozenset[str]:
+        return self.algorithms & JOSE_ALGORITHMS
+
+    def allows(self, alg: str) -> bool:
+        return alg in self.algorithms
+
+    def _public_members(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def thumbprint(self) -> str:
+        """RFC 7638 §3: SHA-256 over the required members, sorted, no whitespace."""
+        members = self._public_members()
+        return b64url_encode(hashlib.sha256(json_dumps(dict(sorted(members.items())))).digest())
+
+    @property
+    def x5t_s256(self) -> str | None:
+        if self.certificate is None:
+            return None
+        return x5t_s256(self.certificate.public_bytes(serialization.Encoding.DER))
+
+    def _jwk_extras(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"use": "sig"}
+        if self.kid is not None:
+            extra["kid"] = self.kid
+        jose = sorted(self.jose_algorithms)
+        if len(jose) == 1 or (set(jose) == {"EdDSA", "Ed25519"}):
+            extra["alg"] = jose[0]
+        return extra
+
+
+@dataclass(frozen=True, eq=False)
+class PublicKey(_Key):
+    """A key that verifies. Holds a shared secret only when built with :meth:`from_secret`."""
+
+    key: VerifyKey = field(repr=False)
+
+    @classmethod
+    def from_key(
+        cls,
+        key: VerifyKey,
+        *,
+        kid: str | None = None,
+        algorithms: Iterable[str] | None = None,
+        certificate: x509.Certificate | None = None,
+        jwk_alg: object = None,
+    ) -> PublicKey:
+        kty, shape = _shape(key)
+        algs = _bind_algorithms(shape, jwk_alg, algorithms)
+        return cls(kid=kid, kty=kty, algorithms=algs, certificate=certificate, key=key)
+
+    @classmethod
+    def from_secret(
+        cls, secret: bytes, *, kid: str | None = None, algorithms: Iterable[str] = ("HS256",)
+    ) -> PublicKey:
+        """An explicitly configured HMAC secret; the only way HS* is ever enabled."""
+        return cls.from_key(secret, kid=kid, algorithms=algorithms)
+
+    @classmethod
+    def from_pem(
+        cls, data: bytes | str, *, kid: str | None = None, algorithms: Iterable[str] | None = None
+    ) -> PublicKey:
+        """SPKI, PKCS#1 ``RSA PUBLIC KEY``, an X.509 certificate, or a private key's public half."""
+        raw = data.encode() if isinstance(data, str) else data
+        try:
+            if b"CERTIFICATE-----" in raw:
+                return cls.from_certificate(
+                    x509.load_pem_x509_certificate(raw), kid=kid, algorithms=algorithms
+                )
+            if b"PRIVATE KEY-----" in raw:
+                return PrivateKey.from_pem(raw, kid=kid, algorithms=algorithms).public_key()
+            key = serialization.load_pem_public_key(raw)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"cannot load PEM key: {exc}") from exc
+        return cls.from_key(_verify_key(key), kid=kid, algorithms=algorithms)
+
+    @classmethod
+    def from_certificate(
+        cls,
+        cert: x509.Certificate | bytes,
+        *,
+        kid: str | None = None,
+        algorithms: Iterable[str] | None = None,
+    ) -> PublicKey:
+        if isinstance(cert, bytes):
+            try:
+                cert = x509.load_der_x509_certificate(cert)
+            except ValueError as exc:
+                raise ConfigurationError("cannot load DER certificate") from exc
+        key = _verify_key(cert.public_key())
+        return cls.from_key(key, kid=kid, algorithms=algorithms, certificate=cert)
+
+    @classmethod
+    def from_jwk(
+        cls,
+        jwk: Mapping[str, Any] | str | bytes,
+        *,
+        algorithms: Iterable[str] | None = None,
+        allow_symmetric: bool = False,
+    ) -> PublicKey:
+        """A public JWK (RFC 7517/7518 §6). ``oct`` keys only with ``allow_symmetric``."""
+        obj = json_object(jwk, "JWK") if isinstance(jwk, str | bytes) else jwk
+        kid = obj.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise ParseError("JWK kid must be a string")
+        if obj.get("kty") == "oct":
+            if not allow_symmetric:
+                raise ConfigurationError("symmetric JWKs are only accepted when configured")
+            secret = b64url_decode(str(obj.get("k", "")), "JWK 'k'")
+            return cls.from_key(
+                secret,
+                kid=kid,
+                algorithms=algorithms or _DEFAULT_ALGS["oct"],
+                jwk_alg=obj.get("alg"),
+            )
+        key = _jwk_public(obj)
+        return cls.from_key(key, kid=kid, algorithms=algorithms, jwk_alg=obj.get("alg"))
+
+    def _public_members(self) -> dict[str, str]:
+        return _members(self.key)
+
+    def to_jwk(self) -> dict[str, Any]:
+        if isinstance(self.key, bytes):
+            raise ConfigurationError("a shared secret is never exported")
+        return {**self._public_members(), **self._jwk_extras()}
+
+
+@dataclass(frozen=True, eq=False)
+class PrivateKey(_Key):
+    """A key that signs. Exports only its public half unless asked."""
+
+    key: SignKey = field(repr=False)
+
+    @classmethod
+    def from_key(
+        cls,
+        key: SignKey,
+        *,
+        kid: str | None = None,
+        algorithms: Iterable[str] | None = None,
+        certificate: x509.Certificate | None = None,
+        jwk_alg: object = None,
+    ) -> PrivateKey:
+        kty, shape = _shape(key)
+        algs = _bind_algorithms(shape, jwk_alg, algorithms)
+        return cls(kid=kid, kty=kty, algorithms=algs, certificate=certificate, key=key)
+
+    @classmethod
+    def generate(cls, alg: str, *, kid: str | None = None, rsa_bits: int = 2048) -> PrivateKey:
+        """A fresh key for ``alg`` (RS*/PS* RSA >= 2048, ES256/384/512, EdDSA/Ed25519, HS*)."""
+        key: SignKey
+        if alg not in ALGORITHMS:
+            raise ConfigurationError(f"unknown algorithm {alg!r}")
+        family = ALGORITHMS[alg]
+        if family.kty == "RSA":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=max(rsa_bits, 2048))
+        elif family.kty == "EC":
+            key = ec.generate_private_key(_CURVES[str(family.crv)]())
+        elif family.kty == "OKP":
+            key = ed25519.Ed25519PrivateKey.generate()
+        else:
+            import secrets
+
+            key = secrets.token_bytes(64)
+        return cls.from_key(key, kid=kid, algorithms=[alg])
+
+    @classmethod
+    def from_pem(
+        cls,
+        data: bytes | str,
+        *,
+        password: bytes | None = None,
+        kid: str | None = None,
+        algorithms: Iterable[str] | None = None,
+    ) -> PrivateKey:
+        """PKCS#8, PKCS#1 ``RSA PRIVATE KEY`` or SEC1 ``EC PRIVATE KEY``."""
+        raw = data.encode() if isinstance(data, str) else data
+        try:
+            key = serialization.load_pem_private_key(raw, password=password)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ConfigurationError(f"cannot load PEM private key: {exc}") from exc
+        if not isinstance(
+            key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+        ):
+            raise ConfigurationError(f"unsupported private key {type(key).__name__}")
+        return cls.from_key(key, kid=kid, algorithms=algorithms)
+
+    @classmethod
+    def from_jwk(
+        cls, jwk: Mapping[str, Any] | str | bytes, *, algorithms: Iterable[str] | None = None
+    ) -> PrivateKey:
+        obj = json_object(jwk, "JWK") if isinstance(jwk, str | bytes) else jwk
+        kid = obj.get("kid") if isinstance(obj.get("kid"), str) else None
+        if obj.get("kty") == "oct":
+            secret = b64url_decode(str(obj.get("k", "")), "JWK 'k'")
+            return cls.from_key(secret, kid=kid, algorithms=algorithms or _DEFAULT_ALGS["oct"])
+        return cls.from_key(
+            _jwk_private(obj), kid=kid, algorithms=algorithms, jwk_alg=obj.get("alg")
+        )
+
+    def public_key(self) -> PublicKey:
+        pub: VerifyKey = self.key if isinstance(self.key, bytes) else self.key.public_key()
+        return PublicKey(
+            kid=self.kid,
+            kty=self.kty,
+            algorithms=self.algorithms,
+            certificate=self.certificate,
+            key=pub,
+        )
+
+    def _public_members(self) -> dict[str, str]:
+        return self.public_key()._public_members()
+
+    def to_jwk(self, private: bool = False) -> dict[str, Any]:
+        if not private:
+            return self.public_key().to_jwk()
+        return {**_private_members(self.key), **self._jwk_extras()}
+
+    def to_pem(self) -> bytes:
+        if isinstance(self.key, bytes):
+            raise ConfigurationError("a shared secret has no PEM form")
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+class KeySet:
+    """An ordered set of public keys (a JWKS), oldest to newest, looked up by ``kid``."""
+
+    def __init__(self, keys: Iterable[PublicKey] = (), skipped: int = 0) -> None:
+        self.keys: tuple[PublicKey, ...] = tuple(keys)
+        self.skipped = skipped
+        self._by_kid = {k.kid: k for k in self.keys if k.kid is not None}
+
+    @classmethod
+    def from_jwks(
+        cls,
+        jwks: Mapping[str, Any] | str | bytes,
+        *,
+        max_keys: int = 100,
+        allow_symmetric: bool = False,
+    ) -> KeySet:
+        """RFC 7517 §5. Keys we cannot use (unknown ``kty``, ``use: enc``, weak RSA) are
+        skipped, as §5 says they SHOULD be; a malformed document is a :class:`ParseError`."""
+        obj = json_object(jwks, "JWKS") if isinstance(jwks, str | bytes) else jwks
+        members = obj.get("keys")
+        if not isinstance(members, list):
+            raise ParseError("JWKS has no 'keys' array")
+        if len(members) > max_keys:
+            raise ParseError(f"JWKS has more than {max_keys} keys")
+        keys, skipped = [], 0
+        for jwk in members:
+            if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
+                skipped += 1
+                continue
+            try:
+                keys.append(PublicKey.from_jwk(jwk, allow_symmetric=allow_symmetric))
+            except (ParseError, ConfigurationError):
+                skipped += 1
+        return cls(keys, skipped)
+
+    def __iter__(self) -> Iterator[PublicKey]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def get(self, kid: str) -> PublicKey | None:
+        return self._by_kid.get(kid)
+
+    def candidates(self, kid: str | None, alg: str) -> list[PublicKey]:
+        """Keys that may verify a signature naming ``kid`` (or none) made with ``alg``."""
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return [key] if key is not None and key.allows(alg) else []
+        return [k for k in self.keys if k.allows(alg)]
+
+    def to_jwks(self) -> dict[str, Any]:
+        return {"keys": [k.to_jwk() for k in self.keys if not isinstance(k.key, bytes)]}
+
+
+# --- JWK member encoding (RFC 7518 §6) ----------------------------------------------------
+
+
+def _verify_key(key: Any) -> VerifyKey:
+    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        return key
+    raise ConfigurationError(f"unsupported public key {type(key).__name__}")
+
+
+def _members(key: VerifyKey) -> dict[str, str]:
+    if isinstance(key, rsa.RSAPublicKey):
+        nums = key.public_numbers()
+        return {"e": _int_b64(nums.e), "kty": "RSA", "n": _int_b64(nums.n)}
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        crv = _CURVE_NAMES[key.curve.name]
+        size = (key.curve.key_size + 7) // 8
+        pn = key.public_numbers()
+        return {"crv": crv, "kty": "EC", "x": _int_b64(pn.x, size), "y": _int_b64(pn.y, size)}
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw)}
+    raise ConfigurationError("a shared secret has no public members")
+
+
+def _private_members(key: SignKey) -> dict[str, str]:
+    if isinstance(key, bytes):
+        return {"kty": "oct", "k": b64url_encode(key)}
+    out = _members(key.public_key())
+    if isinstance(key, rsa.RSAPrivateKey):
+        n = key.private_numbers()
+        out.update(
+            d=_int_b64(n.d),
+            p=_int_b64(n.p),
+            q=_int_b64(n.q),
+            dp=_int_b64(n.dmp1),
+            dq=_int_b64(n.dmq1),
+            qi=_int_b64(n.iqmp),
+        )
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        size = (key.curve.key_size + 7) // 8
+        out["d"] = _int_b64(key.private_numbers().private_value, size)
+    else:
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        out["d"] = b64url_encode(raw)
+    return out
+
+
+def _fixed(jwk: Mapping[str, Any], name: str, size: int) -> bytes:
+    raw = b64url_decode(str(jwk.get(name, "")), f"JWK {name!r}")
+    if len(raw) != size:  # RFC 7518 §6.2.1.2: full-length coordinates
+        raise ParseError(f"JWK {name!r} must be {size} bytes")
+    return raw
+
+
+def _jwk_public(jwk: Mapping[str, Any]) -> VerifyKey:
+    kty = jwk.get("kty")
+    try:
+        if kty == "RSA":
+            e, n = _b64_int(jwk, "e"), _b64_int(jwk, "n")
+            if e < 3 or e % 2 == 0:
+                raise ParseError("RSA exponent is not valid")
+            return rsa.RSAPublicNumbers(e, n).public_key()
+        if kty == "EC":
+            crv = jwk.get("crv")
+            if crv not in _CURVES:
+                raise ParseError(f"EC curve {crv!r} is not supported")
+            curve = _CURVES[str(crv)]()
+            size = (curve.key_size + 7) // 8
+            x = int.from_bytes(_fixed(jwk, "x", size), "big")
+            y = int.from_bytes(_fixed(jwk, "y", size), "big")
+            return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+        if kty == "OKP" and jwk.get("crv") == "Ed25519":
+            return ed25519.Ed25519PublicKey.from_public_bytes(_fixed(jwk, "x", 32))
+    except (ValueError, UnsupportedAlgorithm) as exc:  # e.g. a point not on the curve
+        raise ParseError(f"JWK is not a valid {kty} key: {exc}") from exc
+    raise ParseError(f"JWK key type {str(kty)[:16]!r} is not supported")
+
+
+def _jwk_private(jwk: Mapping[str, Any]) -> SignKey:
+    pub = _jwk_public(jwk)
+    try:
+        if isinstance(pub, rsa.RSAPublicKey):
+            d = _b64_int(jwk, "d")
+            pn = pub.public_numbers()
+            if "p" in jwk and "q" in jwk:
+                p, q = _b64_int(jwk, "p"), _b64_int(jwk, "q")
+            else:
+                p, q = rsa.rsa_recover_prime_factors(pn.n, pn.e, d)
+            return rsa.RSAPrivateNumbers(
+                p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), pn
+            ).private_key()
+        if isinstance(pub, ec.EllipticCurvePublicKey):
+            return ec.derive_private_key(_b64_int(jwk, "d"), pub.curve)
+        return ed25519.Ed25519PrivateKey.from_private_bytes(_fixed(jwk, "d", 32))
+    except ValueError as exc:
+        raise ParseError(f"JWK private key is not valid: {exc}") from exc
