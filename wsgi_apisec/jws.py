@@ -16,7 +16,7 @@ from typing import Any
 
 from .algorithms import get_algorithm
 from .encoding import b64url_decode, b64url_encode, json_dumps, json_object
-from .errors import APISecError, MalformedSignature, ParseError, SignatureError
+from .errors import APISecError, ConfigurationError, MalformedSignature, ParseError, SignatureError
 from .keys import PrivateKey, PublicKey
 from .message import Body, Chunk
 
@@ -224,6 +224,9 @@ def build_header(
     if not b64:
         header["b64"] = False
     header.update(extra or {})
+    missing = [name for name in crit if name not in header]
+    if missing:
+        raise ConfigurationError(f"crit names {missing[0]!r} but the header lacks it")
     names = list(crit) + (["b64"] if not b64 and b64_in_crit else [])
     if names:
         header["crit"] = names

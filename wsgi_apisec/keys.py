@@ -213,16 +213,15 @@ class PublicKey(_Key):
         kid = obj.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise ParseError("JWK kid must be a string")
+        _check_verify_use(obj)
         if obj.get("kty") == "oct":
             if not allow_symmetric:
                 raise ConfigurationError("symmetric JWKs are only accepted when configured")
             secret = b64url_decode(str(obj.get("k", "")), "JWK 'k'")
-            return cls.from_key(
-                secret,
-                kid=kid,
-                algorithms=algorithms or _DEFAULT_ALGS["oct"],
-                jwk_alg=obj.get("alg"),
-            )
+            jwk_alg = obj.get("alg")
+            # Without a JWK "alg" the key serves every JOSE HS*; with one, that one only.
+            default = _DEFAULT_ALGS["oct"] if jwk_alg is None else None
+            return cls.from_key(secret, kid=kid, algorithms=algorithms or default, jwk_alg=jwk_alg)
         key = _jwk_public(obj)
         return cls.from_key(key, kid=kid, algorithms=algorithms, jwk_alg=obj.get("alg"))
 
@@ -392,6 +391,19 @@ class KeySet:
 
 
 # --- JWK member encoding (RFC 7518 §6) ----------------------------------------------------
+
+
+def _check_verify_use(jwk: Mapping[str, Any]) -> None:
+    """RFC 7517 §4.2/§4.3: a key marked for encryption, or whose ``key_ops`` omit
+    ``verify``, must not verify signatures (stops cross-purpose key reuse)."""
+    use, ops = jwk.get("use"), jwk.get("key_ops")
+    if use is not None and use != "sig":
+        raise ConfigurationError(f"JWK use {str(use)[:16]!r} is not 'sig'")
+    if ops is not None:
+        if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
+            raise ParseError("JWK key_ops must be an array of strings")
+        if "verify" not in ops:
+            raise ConfigurationError("JWK key_ops does not include 'verify'")
 
 
 def _verify_key(key: Any) -> VerifyKey:

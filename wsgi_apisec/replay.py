@@ -185,9 +185,7 @@ class SQLiteReplayStore:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            raise ConfigurationError(
-                f"cannot open replay database {self.path!r}: {exc}"
-            ) from exc
+            raise ConfigurationError(f"cannot open replay database {self.path!r}: {exc}") from exc
 
     def add(self, key: str, ttl: float) -> bool:
         _check_ttl(ttl)
@@ -219,11 +217,7 @@ class SQLiteReplayStore:
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
-        try:
-            conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error:
-            conn.close()
-            raise
+        conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:

@@ -1,0 +1,255 @@
+"""Network profiles: data over the shared mechanisms.
+
+A :class:`Profile` names a mechanism and fixes its knobs. The built-ins follow
+``PROTOCOLS.md``; a custom network is a new ``Profile(...)`` or ``OCEN.replace(...)``, never
+a new verifier. ``profiles.FAPI2`` and ``profiles.G2P_CONNECT`` are registered by their
+mechanism modules (RFC 9421 and the Beckn-style header).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .detached import DetachedJWS
+from .encoding import json_loads
+from .errors import (
+    APISecError,
+    ConfigurationError,
+    InvalidRequest,
+    ParseError,
+    SignatureError,
+    UnknownKey,
+)
+from .jws import JWSPolicy
+from .message import Message
+from .signatures import Mechanism, SignatureResult
+
+KeyOwner = Callable[[Message], str | None]
+HeaderCheck = Callable[[Mapping[str, Any], Message, float], None]
+ReplayRule = Callable[[SignatureResult, Message], tuple[str, float] | None]
+Envelope = Callable[[APISecError], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that makes one network's signatures differ from another's."""
+
+    name: str
+    mechanism: Mechanism
+    #: Header fields the signature is read from, in order of preference.
+    header_names: tuple[str, ...]
+    #: The header field our own signatures are sent in.
+    emit_header: str
+    algorithms: frozenset[str]
+    jws_policy: JWSPolicy | None = None
+    #: What a detached JWS signs: the raw body, or canonical JSON of the parsed body.
+    payload: Literal["raw", "canonical_json"] = "raw"
+    #: What is signed when a request has no body.
+    bodiless: Literal["empty", "path_query"] = "empty"
+    #: Who signed: a participant / sender id taken from the (verified) request context.
+    key_owner: KeyOwner | None = None
+    header_check: HeaderCheck | None = None
+    #: Header parameter holding the signing time, when the profile has one.
+    created_param: str | None = None
+    replay: ReplayRule | None = None
+    #: Response signing.
+    sign_alg: str | None = None
+    sign_b64: bool = True
+    sign_b64_in_crit: bool = True
+    sign_crit: tuple[str, ...] = ()
+    sign_header: Callable[[Message, float], Mapping[str, Any]] | None = None
+    #: Error body in the network's own shape; ``None`` means RFC 9457 problem JSON.
+    envelope: Envelope | None = None
+    #: Free-form settings a mechanism reads (RFC 9421 policy, G2P options, ...).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Profile:
+        return dataclasses.replace(self, **changes)
+
+
+# --- key owners ---------------------------------------------------------------------------
+
+
+def token_claim(claim: str) -> KeyOwner:
+    """The signer is named by a claim of the *verified* access token in ``context["token"]``.
+
+    OCEN's reference code reads ``participantId`` before verifying the token; we only ever
+    read it from a token the token check has already accepted.
+    """
+
+    def owner(message: Message) -> str | None:
+        token = message.context.get("token")
+        if token is None:
+            raise InvalidRequest(
+                "a verified access token is needed to find the signer's key", code="token.missing"
+            )
+        value = token.claims.get(claim)
+        if not isinstance(value, str) or not value:
+            raise UnknownKey(f"the access token has no {claim!r} claim")
+        return value
+
+    return owner
+
+
+def body_field(*paths: tuple[str, ...]) -> KeyOwner:
+    """The signer is named inside the JSON body (OpenG2P ``header.sender_id``); the first
+    path that resolves to a string wins."""
+
+    def owner(message: Message) -> str | None:
+        try:
+            doc = json_loads(message.body.read(), "body")
+        except ParseError as exc:
+            raise InvalidRequest(f"the body is not JSON: {exc.description}") from exc
+        for path in paths:
+            node: Any = doc
+            for step in path:
+                node = node.get(step) if isinstance(node, dict) else None
+            if isinstance(node, str) and node:
+                return node
+        raise UnknownKey("the body does not name its sender")
+
+    return owner
+
+
+# --- replay rules -------------------------------------------------------------------------
+
+
+def signature_digest(window: float) -> ReplayRule:
+    """Remember each signature for ``window`` seconds (OCEN has no timestamp to bound it)."""
+
+    def rule(result: SignatureResult, message: Message) -> tuple[str, float]:
+        return hashlib.sha256(result.signature).hexdigest(), window
+
+    return rule
+
+
+# --- UK Open Banking ----------------------------------------------------------------------
+
+UKOB_IAT = "http://openbanking.org.uk/iat"
+UKOB_ISS = "http://openbanking.org.uk/iss"
+UKOB_TAN = "http://openbanking.org.uk/tan"
+UKOB_CRIT = (UKOB_IAT, UKOB_ISS, UKOB_TAN)
+
+
+def ukob_checks(
+    trusted_anchors: frozenset[str] = frozenset({"openbanking.org.uk"}),
+    expected_iss: Callable[[Message], str | None] | None = None,
+    leeway: float = 30.0,
+) -> HeaderCheck:
+    """UK OB message signing: ``crit`` carries exactly iat/iss/tan; iat is in the past; tan
+    is a trusted anchor; iss is the expected party when one is known."""
+
+    def check(header: Mapping[str, Any], message: Message, now: float) -> None:
+        crit = [c for c in header.get("crit", ()) if c != "b64"]
+        if sorted(crit) != sorted(UKOB_CRIT):
+            raise SignatureError("crit must be exactly the three openbanking.org.uk claims")
+        if "kid" not in header:
+            raise SignatureError("UK OB signatures must carry a kid")
+        iat = header.get(UKOB_IAT)
+        if isinstance(iat, bool) or not isinstance(iat, int) or iat > now + leeway:
+            raise SignatureError("http://openbanking.org.uk/iat must be a time in the past")
+        if header.get(UKOB_TAN) not in trusted_anchors:
+            raise SignatureError("http://openbanking.org.uk/tan is not a trusted anchor")
+        iss = header.get(UKOB_ISS)
+        if not isinstance(iss, str) or not iss:
+            raise SignatureError("http://openbanking.org.uk/iss is missing")
+        wanted = expected_iss(message) if expected_iss is not None else None
+        if wanted is not None and iss != wanted:
+            raise SignatureError("http://openbanking.org.uk/iss is not the expected party")
+
+    return check
+
+
+def ukob_header(
+    iss: str, tan: str = "openbanking.org.uk"
+) -> Callable[[Message, float], Mapping[str, Any]]:
+    """The iat/iss/tan header members for signing as party ``iss``:
+    ``UKOB.replace(sign_header=ukob_header("0015800001041REAAY/abcdef"))``."""
+
+    def header(message: Message, now: float) -> Mapping[str, Any]:
+        return {UKOB_IAT: int(now), UKOB_ISS: iss, UKOB_TAN: tan}
+
+    return header
+
+
+def _ukob_replay(result: SignatureResult, message: Message) -> tuple[str, float]:
+    iat = result.params.get(UKOB_IAT, 0)
+    return f"{iat}:{hashlib.sha256(result.signature).hexdigest()}", 24 * 3600.0
+
+
+# --- the built-in profiles ------------------------------------------------------------------
+
+_DETACHED = DetachedJWS()
+
+#: OCEN 4.0: ``x-jws-signature`` (docs: ``Signature``), RS256, ``b64:false`` as the reference
+#: code sends it (without ``crit``: a documented leniency of this profile only), key from the
+#: registry by the verified token's ``participantId``. Bodiless requests sign path + query.
+OCEN = Profile(
+    name="ocen",
+    mechanism=_DETACHED,
+    header_names=("x-jws-signature", "Signature"),
+    emit_header="x-jws-signature",
+    algorithms=frozenset({"RS256"}),
+    jws_policy=JWSPolicy(algorithms=frozenset({"RS256"}), b64_without_crit=True),
+    bodiless="path_query",
+    key_owner=token_claim("participantId"),
+    replay=signature_digest(24 * 3600.0),
+    sign_alg="RS256",
+    sign_b64=False,
+    sign_b64_in_crit=False,
+)
+
+#: UK Open Banking: ``x-jws-signature``, PS256, ``kid`` required, ``crit`` iat/iss/tan; both
+#: the ≤3.1.3 ``b64:false`` form and the later encoded form, always over the raw body.
+UKOB = Profile(
+    name="ukob",
+    mechanism=_DETACHED,
+    header_names=("x-jws-signature",),
+    emit_header="x-jws-signature",
+    algorithms=frozenset({"PS256"}),
+    jws_policy=JWSPolicy(
+        algorithms=frozenset({"PS256"}),
+        understood_crit=frozenset({"b64", *UKOB_CRIT}),
+        required=frozenset({"kid"}),
+    ),
+    header_check=ukob_checks(),
+    created_param=UKOB_IAT,
+    replay=_ukob_replay,
+    sign_alg="PS256",
+    sign_crit=UKOB_CRIT,
+)
+
+#: OpenG2P SPAR: ``Signature`` header, RS256, signs canonical JSON of the parsed body; the
+#: partner key is ``PARTNER_<SENDER_ID>`` from ``header.sender_id`` (or the 2.x
+#: ``request_header.sender_app_mnemonic``).
+OPENG2P = Profile(
+    name="openg2p",
+    mechanism=_DETACHED,
+    header_names=("Signature",),
+    emit_header="Signature",
+    algorithms=frozenset({"RS256"}),
+    jws_policy=JWSPolicy(algorithms=frozenset({"RS256"}), b64=frozenset({True})),
+    payload="canonical_json",
+    key_owner=body_field(("header", "sender_id"), ("request_header", "sender_app_mnemonic")),
+    sign_alg="RS256",
+    sign_header=lambda message, now: {"typ": "JWT"},
+)
+
+REGISTRY: dict[str, Profile] = {p.name: p for p in (OCEN, UKOB, OPENG2P)}
+
+
+def register(profile: Profile) -> Profile:
+    """Make a profile available by name (``APISEC_SIGNATURE_PROFILE``, the CLI)."""
+    REGISTRY[profile.name] = profile
+    return profile
+
+
+def get(name: str) -> Profile:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigurationError(f"unknown signature profile {name!r}") from None

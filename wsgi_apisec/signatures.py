@@ -1,0 +1,108 @@
+"""The shared shape of every message-signature mechanism, and the two entry points.
+
+A *mechanism* (detached JWS, RFC 9421, the Beckn-style G2P Connect header) knows how to read,
+verify and produce one kind of signature. A *profile* (:mod:`wsgi_apisec.profiles`) is data
+that picks a mechanism and sets its knobs. :class:`RequestVerifier` and :class:`ResponseSigner`
+tie a profile to keys, a replay store and a clock; the middleware, the Flask decorators and the
+client all use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ReplayDetected
+from .keys import PrivateKey, PublicKey
+from .message import Message
+from .resolvers import KeyResolver
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+    from .replay import ReplayStore
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    """What was verified, and exactly what the signature covered."""
+
+    profile: str
+    alg: str
+    kid: str | None
+    key: PublicKey = field(repr=False)
+    #: Whose key it was (participant / sender id), when the profile looks keys up per party.
+    owner: str | None = None
+    #: What the signature covered: ``("body",)``, ``("path_query",)`` or RFC 9421 components.
+    covered: tuple[str, ...] = ()
+    created: int | None = None
+    #: The raw signature bytes (replay detection keys on a digest of them).
+    signature: bytes = field(default=b"", repr=False)
+    #: Header / signature parameters as received.
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+
+class Mechanism(Protocol):
+    """One way of carrying a signature in an HTTP message."""
+
+    def verify(
+        self, profile: Profile, message: Message, resolver: KeyResolver, now: float
+    ) -> SignatureResult: ...
+
+    def sign(
+        self, profile: Profile, message: Message, key: PrivateKey, now: float
+    ) -> list[tuple[str, str]]:
+        """Header fields to add to ``message`` (a response, or a request for clients)."""
+        ...
+
+
+class RequestVerifier:
+    """Verify incoming messages under one profile."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        resolver: KeyResolver,
+        *,
+        replay_store: ReplayStore | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.profile = profile
+        self.resolver = resolver
+        self.replay_store = replay_store
+        self.clock = clock
+
+    def verify(self, message: Message) -> SignatureResult:
+        now = self.clock()
+        result = self.profile.mechanism.verify(self.profile, message, self.resolver, now)
+        self._check_replay(result, message)
+        return result
+
+    def _check_replay(self, result: SignatureResult, message: Message) -> None:
+        rule = self.profile.replay
+        if rule is None or self.replay_store is None:
+            return
+        found = rule(result, message)
+        if found is None:
+            return
+        key, ttl = found
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        if not self.replay_store.add(f"{self.profile.name}:{digest}", ttl):
+            raise ReplayDetected("this signed message was already received")
+
+
+class ResponseSigner:
+    """Sign outgoing messages under one profile with one key."""
+
+    def __init__(self, profile: Profile, key: PrivateKey, *, clock: Clock = time.time) -> None:
+        self.profile = profile
+        self.key = key
+        self.clock = clock
+
+    def sign(self, message: Message) -> list[tuple[str, str]]:
+        return self.profile.mechanism.sign(self.profile, message, self.key, self.clock())
