@@ -87,7 +87,8 @@ def json_loads(data: bytes | str, what: str = "JSON", max_depth: int = MAX_JSON_
         raise ParseError(f"{what}: {exc.description}") from exc
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ParseError(f"{what} is not valid JSON") from exc
-    if depth(value) > max_depth:
+    # Deep nesting needs that many brackets; count them before walking the value.
+    if text.count("[") + text.count("{") > max_depth and depth(value) > max_depth:
         raise ParseError(f"{what} is nested too deeply")
     return value
 
