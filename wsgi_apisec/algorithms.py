@@ -280,6 +280,26 @@ HTTPSIG_ALGORITHMS = frozenset(name for name in ALGORITHMS if name.islower())
 SYMMETRIC = frozenset(name for name, alg in ALGORITHMS.items() if alg.kty == "oct")
 
 
+#: Names for the same primitive under JOSE and RFC 9421 (RFC 9864 ``Ed25519`` = ``EdDSA``).
+_SAME = (
+    frozenset({"EdDSA", "Ed25519", "ed25519"}),
+    frozenset({"PS512", "rsa-pss-sha512"}),
+    frozenset({"RS256", "rsa-v1_5-sha256"}),
+    frozenset({"ES256", "ecdsa-p256-sha256"}),
+    frozenset({"ES384", "ecdsa-p384-sha384"}),
+    frozenset({"HS256", "hmac-sha256"}),
+)
+
+
+def equivalents(names: frozenset[str] | set[str]) -> frozenset[str]:
+    """``names`` plus every other name of the same primitive."""
+    out = set(names)
+    for group in _SAME:
+        if group & out:
+            out |= group
+    return frozenset(out)
+
+
 def get_algorithm(name: object, allowed: frozenset[str] | None = None) -> Algorithm:
     """The algorithm called ``name`` if it is supported and in ``allowed``.
 

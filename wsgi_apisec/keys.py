@@ -17,7 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from .algorithms import ALGORITHMS, JOSE_ALGORITHMS, MIN_RSA_BITS, SignKey, VerifyKey
+from .algorithms import ALGORITHMS, JOSE_ALGORITHMS, MIN_RSA_BITS, SignKey, VerifyKey, equivalents
 from .encoding import b64url_decode, b64url_encode, json_dumps, json_object
 from .errors import ConfigurationError, ParseError
 
@@ -83,21 +83,25 @@ def _shape(key: Any) -> tuple[str, str]:
     raise ConfigurationError(f"unsupported key type {type(key).__name__}")
 
 
+def _names(value: object) -> set[str]:
+    if isinstance(value, list | tuple | set | frozenset):
+        return {v for v in value if isinstance(v, str)}
+    return set()
+
+
 def _bind_algorithms(
     shape: str, jwk_alg: object, algorithms: Iterable[str] | None
 ) -> frozenset[str]:
+    """The algorithms a key may be used with: all that fit its shape, narrowed to the JWK's
+    ``alg`` (RFC 7517 §4.4) and to the configured ones, each with its other names."""
     allowed = _DEFAULT_ALGS[shape] | _HTTPSIG_ALGS[shape]
-    if isinstance(jwk_alg, str):
-        # RFC 7517 §4.4: a key that names its algorithm is used with that one only.
-        allowed = allowed & ({jwk_alg} | (_HTTPSIG_ALGS[shape] if jwk_alg in ALGORITHMS else set()))
-        if jwk_alg not in allowed:
-            raise ConfigurationError(f"JWK alg {jwk_alg!r} does not fit a {shape} key")
-    if algorithms is not None:
-        wanted = frozenset(algorithms)
-        if not wanted <= allowed:
-            bad = ", ".join(sorted(wanted - allowed))
-            raise ConfigurationError(f"a {shape} key cannot be used with {bad}")
-        allowed = wanted
+    for limit, what in ((jwk_alg, "JWK alg"), (algorithms, "configured algorithms")):
+        if limit is None:
+            continue
+        wanted = {limit} if isinstance(limit, str) else _names(limit)
+        if not wanted or not wanted <= allowed:
+            raise ConfigurationError(f"{what} {sorted(map(str, wanted))} do not fit a {shape} key")
+        allowed &= equivalents(wanted)
     return frozenset(allowed)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .beckn import BecknSignature
 from .detached import DetachedJWS
 from .encoding import json_loads
 from .errors import (
@@ -239,7 +240,56 @@ OPENG2P = Profile(
     sign_header=lambda message, now: {"typ": "JWT"},
 )
 
-REGISTRY: dict[str, Profile] = {p.name: p for p in (OCEN, UKOB, OPENG2P)}
+#: G2P Connect error codes for our reasons (the spec's ``errors[].code`` values).
+G2P_CODES = {
+    "signature.missing": "err.signature.missing",
+    "signature.sender_invalid": "err.sender_id.invalid",
+    "signature.replayed": "rjct.message_id.duplicate",
+}
+
+
+def g2p_envelope(err: APISecError) -> Mapping[str, Any]:
+    """G2P Connect renders 401/403 as ``{"errors":[{"code","message"}]}``."""
+    if err.code in G2P_CODES:
+        code = G2P_CODES[err.code]
+    elif err.code.startswith(("signature.", "digest.")):
+        code = "err.signature.invalid"
+    else:
+        code = "err." + err.code
+    return {"errors": [{"code": code, "message": err.description}]}
+
+
+def g2p_message_id(result: SignatureResult, message: Message) -> tuple[str, float] | None:
+    """G2P Connect: a ``message_id`` is used once per sender within the signature window."""
+    try:
+        doc = json_loads(message.body.read(), "body")
+    except ParseError:
+        return None
+    header = doc.get("header") if isinstance(doc, dict) else None
+    message_id = header.get("message_id") if isinstance(header, dict) else None
+    expires = result.params.get("expires", "")
+    ttl = max(float(expires) - float(result.created or 0), 1.0) if expires.isdigit() else 3600.0
+    if isinstance(message_id, str) and message_id:
+        return f"{result.owner}|{message_id}", ttl
+    return f"{result.owner}|sig|{hashlib.sha256(result.signature).hexdigest()}", ttl
+
+
+#: G2P Connect: the Beckn-style ``Signature`` header (also in ``Authorization`` and in the
+#: envelope's ``signature`` member), Ed25519 over ``(created) (expires) digest`` with a
+#: BLAKE2b-512 body digest; key by ``sender_id`` + key id. Set ``options["sender_id"]`` to
+#: sign responses and callbacks.
+G2P_CONNECT = Profile(
+    name="g2p_connect",
+    mechanism=BecknSignature(),
+    header_names=("Signature", "Authorization"),
+    emit_header="Signature",
+    algorithms=frozenset({"ed25519"}),
+    replay=g2p_message_id,
+    envelope=g2p_envelope,
+    options={"clock_skew": 30, "max_window": 3600, "ttl": 300, "envelope_signature": True},
+)
+
+REGISTRY: dict[str, Profile] = {p.name: p for p in (OCEN, UKOB, OPENG2P, G2P_CONNECT)}
 
 
 def register(profile: Profile) -> Profile:
