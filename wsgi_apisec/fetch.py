@@ -1,0 +1,270 @@
+"""Fetching key documents over HTTP(S): the :class:`Fetcher` plug point and its default.
+
+A key source is trusted for what it serves, so the way to it is narrow: https only (plain
+http for loopback or by explicit opt-in), redirects are never followed (a 3xx is an error:
+following one would let whoever controls the first host name the key source), the body is
+capped and the whole exchange has a deadline. Every failure is a
+:class:`~wsgi_apisec.errors.KeySourceError` (503); what to do with a non-200 answer is the
+caller's choice.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import socket
+import ssl
+import time
+import urllib.request
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, KeySourceError
+
+__all__ = [
+    "DocumentLimits",
+    "FetchResult",
+    "Fetcher",
+    "UrlFetcher",
+    "check_url",
+    "get_document",
+    "parse_max_age",
+]
+
+_UNAVAILABLE = "the key source is unavailable"
+_CHUNK = 64 * 1024
+#: RFC 9111 §1.2.2: a delta-seconds too large to represent is taken as 2**31.
+_MAX_DELTA = 2**31
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    status: int
+    #: Header names in lower case; repeated fields joined with ", " (RFC 9110 §5.3).
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Fetcher(Protocol):
+    def fetch(self, url: str, *, timeout: float, max_bytes: int) -> FetchResult:
+        """GET ``url``. Raises :class:`KeySourceError` on connection failure, timeout, a body
+        longer than ``max_bytes`` or a redirect (3xx is never followed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """Caps on one key document: total fetch time, body size and number of keys."""
+
+    timeout: float = 5.0
+    max_bytes: int = 512 * 1024
+    max_keys: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0 or self.max_bytes < 1 or self.max_keys < 1:
+            raise ConfigurationError("timeout, max_bytes and max_keys must be positive")
+
+
+def check_url(url: str, allow_http: bool = False) -> str:
+    """``url`` if it may serve keys, else :class:`ConfigurationError` (at start-up).
+
+    https is required; http only for a loopback host (127.0.0.0/8, ::1, ``localhost``) or
+    with ``allow_http``. Credentials in the URL are refused: URLs end up in logs.
+    """
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"key source URL {url!r} is not valid") from exc
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigurationError(f"key source URL {url!r} must be an https URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError("key source URL must not carry credentials")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(host)):
+        raise ConfigurationError(f"key source URL {url!r} must use https")
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_max_age(cache_control: str | None) -> float | None:
+    """Freshness lifetime from ``Cache-Control`` (RFC 9111 §5.2.2): seconds, ``None`` if the
+    header gives none, ``0`` for ``no-store`` / ``no-cache`` or an invalid or conflicting
+    ``max-age`` (§4.2.1: such a response is treated as stale)."""
+    if not cache_control:
+        return None
+    found: float | None = None
+    for directive in cache_control.split(","):
+        name, _, value = directive.partition("=")
+        name = name.strip().lower()
+        if name in ("no-store", "no-cache"):
+            return 0.0
+        if name != "max-age":
+            continue
+        value = value.strip().strip('"')
+        if not (value.isascii() and value.isdigit()):
+            return 0.0
+        seconds = float(min(int(value[:12]), _MAX_DELTA))
+        if found is not None and found != seconds:
+            return 0.0
+        found = seconds
+    return found
+
+
+def get_document(
+    fetcher: Fetcher, url: str, limits: DocumentLimits, *, negative: Collection[int] = ()
+) -> FetchResult:
+    """Fetch a key document: a 200 result, or one with a status in ``negative`` (that the
+    caller takes as an authoritative "no such thing"); anything else is a
+    :class:`KeySourceError`."""
+    result = fetcher.fetch(url, timeout=limits.timeout, max_bytes=limits.max_bytes)
+    # The cap is checked again here so that a lax custom fetcher cannot lift it.
+    if len(result.body) > limits.max_bytes:
+        raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: body over {limits.max_bytes} bytes")
+    if result.status != 200 and result.status not in negative:
+        raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: HTTP {result.status}")
+    return result
+
+
+class _Deadline:
+    """One deadline for the whole exchange: each socket operation may only use what is left,
+    so a server that drips a byte at a time cannot hold the caller past ``timeout``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.sock: socket.socket | None = None
+
+    def left(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("deadline passed")
+        return left
+
+    def watch(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.arm()
+
+    def arm(self) -> None:
+        left = self.left()
+        if self.sock is not None:
+            self.sock.settimeout(left)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, /, *, deadline: _Deadline | None = None, **kw: Any) -> None:
+        super().__init__(host, **kw)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        if self._deadline is not None:
+            self._deadline.watch(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, /, *, deadline: _Deadline | None = None, **kw: Any) -> None:
+        super().__init__(host, **kw)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        super().connect()
+        if self._deadline is not None:
+            self._deadline.watch(self.sock)
+
+
+class _Handler(urllib.request.AbstractHTTPHandler):
+    """http and https with the deadline; no redirect or error processor is installed, so a
+    3xx comes back as a plain response and is rejected, never followed."""
+
+    def __init__(self, deadline: _Deadline, context: ssl.SSLContext | None) -> None:
+        super().__init__()
+        self._deadline = deadline
+        self._context = context
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req, deadline=self._deadline)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, deadline=self._deadline, context=self._context)
+
+    http_request = urllib.request.AbstractHTTPHandler.do_request_
+    https_request = urllib.request.AbstractHTTPHandler.do_request_
+
+
+class UrlFetcher:
+    """The default :class:`Fetcher`, on :mod:`urllib.request`.
+
+    ``ssl_context`` replaces the system trust store (a private CA, or a client certificate
+    for mTLS to a registry). Environment proxies are ignored; pass ``proxies``
+    (``{"https": "http://proxy:3128"}``) to use one.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        proxies: Mapping[str, str] | None = None,
+        user_agent: str = "wsgi-apisec",
+    ) -> None:
+        self._context = ssl_context
+        self._proxies = dict(proxies) if proxies else None
+        self._headers = {
+            "Accept": "application/jwk-set+json, application/json",
+            "User-Agent": user_agent,
+        }
+
+    def fetch(self, url: str, *, timeout: float, max_bytes: int) -> FetchResult:
+        deadline = _Deadline(timeout)
+        opener = urllib.request.OpenerDirector()
+        # Only http and https are handled; any other scheme (file:, ftp:) is an error.
+        opener.add_handler(_Handler(deadline, self._context))
+        opener.add_handler(urllib.request.UnknownHandler())
+        if self._proxies:
+            opener.add_handler(urllib.request.ProxyHandler(self._proxies))
+        try:
+            request = urllib.request.Request(url, headers=self._headers)  # noqa: S310
+            with opener.open(request, timeout=timeout) as response:
+                return _read(response, deadline, max_bytes, url)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: {exc!r}") from exc
+
+
+def _read(
+    response: http.client.HTTPResponse, deadline: _Deadline, max_bytes: int, url: str
+) -> FetchResult:
+    if 300 <= response.status < 400:
+        where = response.headers.get("location", "")[:200]
+        raise KeySourceError(
+            _UNAVAILABLE, detail=f"GET {url}: HTTP {response.status} to {where!r} not followed"
+        )
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: {length} bytes > {max_bytes}")
+    body = bytearray()
+    while True:
+        deadline.arm()
+        # At most max_bytes + 1 bytes are ever read: one more than allowed proves "too big".
+        chunk = response.read1(min(_CHUNK, max_bytes + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > max_bytes:
+            raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: body over {max_bytes} bytes")
+    return FetchResult(response.status, _headers(response.headers), bytes(body))
+
+
+def _headers(message: http.client.HTTPMessage) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in message.items():
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
