@@ -16,6 +16,9 @@ from typing import Any
 from .errors import ParseError
 
 _B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Cheap pre-check: a surrogate escape, or a raw surrogate in ``str`` input.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 #: Caps that keep hostile headers and claims cheap to reject.
 MAX_JSON_DEPTH = 32
@@ -90,7 +93,26 @@ def json_loads(data: bytes | str, what: str = "JSON", max_depth: int = MAX_JSON_
     # Deep nesting needs that many brackets; count them before walking the value.
     if text.count("[") + text.count("{") > max_depth and depth(value) > max_depth:
         raise ParseError(f"{what} is nested too deeply")
+    # RFC 7493 §2.1 (I-JSON): strings MUST NOT hold lone surrogates. They cannot be encoded
+    # as UTF-8, so they would fail later (a replay store, a log line) instead of here.
+    if _MAYBE_SURROGATE.search(text) is not None and _has_surrogate(value):
+        raise ParseError(f"{what} has a lone surrogate")
     return value
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item) is not None:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def json_object(data: bytes | str, what: str) -> dict[str, Any]:

@@ -137,9 +137,11 @@ class _Key:
         extra: dict[str, Any] = {"use": "sig"}
         if self.kid is not None:
             extra["kid"] = self.kid
-        jose = sorted(self.jose_algorithms)
-        if len(jose) == 1 or (set(jose) == {"EdDSA", "Ed25519"}):
-            extra["alg"] = jose[0]
+        jose = self.jose_algorithms
+        if len(jose) == 1:
+            extra["alg"] = next(iter(jose))
+        elif jose == {"EdDSA", "Ed25519"}:
+            extra["alg"] = "EdDSA"  # the name FAPI 2.0 peers expect; RFC 9864 calls it Ed25519
         return extra
 
 
@@ -475,8 +477,8 @@ def _jwk_public(jwk: Mapping[str, Any]) -> VerifyKey:
             return rsa.RSAPublicNumbers(e, n).public_key()
         if kty == "EC":
             crv = jwk.get("crv")
-            if crv not in _CURVES:
-                raise ParseError(f"EC curve {crv!r} is not supported")
+            if not isinstance(crv, str) or crv not in _CURVES:
+                raise ParseError(f"EC curve {str(crv)[:16]!r} is not supported")
             curve = _CURVES[str(crv)]()
             size = (curve.key_size + 7) // 8
             x = int.from_bytes(_fixed(jwk, "x", size), "big")
