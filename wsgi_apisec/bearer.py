@@ -1,0 +1,177 @@
+"""Bearer token transport and challenges (RFC 6750), on the sans-IO :class:`Message`.
+
+:func:`extract_token` finds the one token a request carries (``Authorization: Bearer`` or
+``DPoP``; the form body and the URI query only when enabled), :func:`challenge` builds the
+``WWW-Authenticate`` value for an :class:`APISecError`, :func:`problem_body` its RFC 9457
+body, and :func:`require_scopes` turns a missing scope into a 403 ``insufficient_scope``.
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from .encoding import json_dumps
+from .errors import APISecError, InsufficientScope, InvalidRequest, MissingCredentials
+from .message import Message
+from .tokens import AccessToken
+
+__all__ = ["challenge", "extract_token", "problem_body", "require_scopes"]
+
+#: RFC 6750 §2.1: ``b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6750 §3: quoted values are restricted to %x20-21 / %x23-5B / %x5D-7E.
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}
+#: RFC 6750 §2.2: a method whose request body has defined semantics (never GET).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FORM = "application/x-www-form-urlencoded"
+MAX_DESCRIPTION = 200
+_MAX_FIELDS = 1000
+
+
+def extract_token(
+    message: Message, *, allow_form: bool = False, allow_query: bool = False
+) -> tuple[str, str] | None:
+    """``(scheme, token)`` with scheme ``"Bearer"`` or ``"DPoP"``, or None when the request
+    carries no access token. An ambiguous or malformed one is :class:`InvalidRequest`.
+
+    A query ``access_token`` is refused (400) unless ``allow_query``; a form body is only
+    looked at with ``allow_form`` (otherwise it belongs to the application).
+    """
+    found: list[tuple[str, str]] = []
+    header = _from_header(message)
+    if header is not None:
+        found.append(header)
+    if allow_form:
+        found += [("Bearer", t) for t in _from_form(message)]
+    query = _params(message.query, "URI query")
+    if query and not allow_query:
+        raise InvalidRequest("access tokens are not accepted in the URI query")
+    found += [("Bearer", t) for t in query]
+    # RFC 6750 §2: clients MUST NOT use more than one method per request.
+    if len(found) > 1:
+        raise InvalidRequest("the request carries more than one access token")
+    return found[0] if found else None
+
+
+def _from_header(message: Message) -> tuple[str, str] | None:
+    values = message.headers.get_all("Authorization")
+    if len(values) > 1:
+        raise InvalidRequest("the request has more than one Authorization header")
+    if not values:
+        return None
+    scheme, _, rest = values[0].strip(" \t").partition(" ")
+    canonical = _SCHEMES.get(scheme.lower())  # RFC 9110 §11.1: schemes are case-insensitive
+    if canonical is None:
+        return None  # another scheme (Basic, ...): not an access token
+    token = rest.lstrip(" ")  # RFC 6750 §2.1: "Bearer" 1*SP b64token
+    if _B64TOKEN.fullmatch(token) is None:
+        raise InvalidRequest(f"the {canonical} credentials are malformed")
+    return canonical, token
+
+
+def _from_form(message: Message) -> list[str]:
+    media_type = (message.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    # RFC 6750 §2.2: only a single-part form-encoded body of a method with body semantics.
+    if media_type != _FORM or message.method.upper() not in _BODY_METHODS:
+        return []
+    raw = message.body.read()
+    try:
+        text = raw.decode("ascii")  # §2.2: the body contains only ASCII characters
+    except UnicodeDecodeError:
+        if b"access_token=" in raw:
+            raise InvalidRequest("a form body carrying a token must be ASCII") from None
+        return []
+    return _params(text, "form body")
+
+
+def _params(text: str, where: str) -> list[str]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+    except ValueError as exc:
+        raise InvalidRequest(f"the {where} cannot be parsed") from exc
+    tokens = [value for name, value in pairs if name == "access_token"]
+    for token in tokens:
+        if _B64TOKEN.fullmatch(token) is None:
+            raise InvalidRequest(f"the access_token in the {where} is malformed")
+    return tokens
+
+
+def _quote(value: str, limit: int | None = None) -> str:
+    # Values outside the RFC 6750 §3 set (CR, LF, '"', '\\', non-ASCII) could break or
+    # extend the header: they are dropped rather than escaped.
+    clean = _UNSAFE.sub("", value)
+    return '"' + (clean[:limit] if limit else clean) + '"'
+
+
+def challenge(
+    error: APISecError,
+    *,
+    realm: str | None = None,
+    scope: str | None = None,
+    resource_metadata: str | None = None,
+    algs: str | Iterable[str] | None = None,
+    scheme: str | None = None,
+) -> str:
+    """The ``WWW-Authenticate`` value for ``error`` (RFC 6750 §3, RFC 9449 §7.1, RFC 9728
+    §5.1). :class:`MissingCredentials` gets no ``error`` (RFC 6750 §3.1). ``algs`` is
+    added to a ``DPoP`` challenge only."""
+    scheme = scheme or error.scheme or "Bearer"
+    params: dict[str, str] = {}
+    if realm is not None:
+        params["realm"] = _quote(realm)
+    if error.error and not isinstance(error, MissingCredentials):
+        params["error"] = _quote(error.error)
+        params["error_description"] = _quote(error.description, MAX_DESCRIPTION)
+    extra = {k: v for k, v in error.challenge.items() if _TOKEN_CHARS.fullmatch(k)}
+    if scope is not None:
+        extra["scope"] = scope
+    if resource_metadata is not None:
+        extra["resource_metadata"] = resource_metadata
+    if algs is not None and scheme == "DPoP":
+        extra["algs"] = algs if isinstance(algs, str) else " ".join(algs)
+    for name, value in extra.items():
+        params.setdefault(name, _quote(value))
+    if not params:
+        return scheme
+    return scheme + " " + ", ".join(f"{name}={value}" for name, value in params.items())
+
+
+def problem_body(error: APISecError) -> bytes:
+    """An RFC 9457 ``application/problem+json`` body for ``error``, extended with ``error``
+    (the RFC 6750 code, when there is one) and ``code`` (the dotted reason)."""
+    try:
+        title = http.HTTPStatus(error.status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, object] = {
+        "type": "about:blank",
+        "title": title,
+        "status": error.status,
+        "detail": error.description,
+    }
+    if error.error:
+        body["error"] = error.error
+    body["code"] = error.code
+    return json_dumps(body)
+
+
+def require_scopes(
+    token: AccessToken, *, scopes: Iterable[str] = (), any_of: Iterable[str] = ()
+) -> None:
+    """Every scope of ``scopes`` and, when given, at least one of ``any_of``; else
+    :class:`InsufficientScope` (403) whose challenge names what the resource needs."""
+    required, alternatives = list(scopes), list(any_of)
+    missing = [s for s in required if s not in token.scopes]
+    if not missing and (not alternatives or token.has_any_scope(alternatives)):
+        return
+    needed = " ".join(dict.fromkeys(required + alternatives))
+    if missing:
+        description = "the token lacks the scope " + " ".join(missing)
+    else:
+        description = "the token needs one of the scopes " + " ".join(alternatives)
+    raise InsufficientScope(description, challenge={"scope": needed})

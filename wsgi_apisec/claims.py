@@ -1,0 +1,152 @@
+"""Claims of an access token (RFC 7519 §4.1, RFC 9068 §2.2, RFC 7662 §2.2): typed readers,
+the time window, and the cache that keeps validated answers while that window is open;
+shared by JWT validation and introspection.
+
+Every reader refuses a claim of the wrong JSON type with :class:`InvalidToken` rather than
+coercing it, so two parsers can never read the same token differently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigurationError, InvalidToken
+
+#: 9999-12-31T23:59:59Z: later NumericDates are refused as nonsense.
+MAX_NUMERIC_DATE = 253402300799
+
+
+def _invalid(
+    description: str, code: str = "token.claims", detail: str | None = None
+) -> InvalidToken:
+    return InvalidToken(description, code=code, detail=detail)
+
+
+def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    """The claim as a NumericDate, or None when absent.
+
+    RFC 7519 §2: a JSON number of seconds; non-integer values are allowed, so finite floats
+    are. ``true`` is a JSON literal, not a number (Python's ``bool`` is an ``int``: refuse it).
+    """
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(f"the {name!r} claim is not a NumericDate")
+    if not 0 <= value <= MAX_NUMERIC_DATE:
+        raise _invalid(f"the {name!r} claim is out of range")
+    return float(value)
+
+
+def scopes_of(claims: Mapping[str, Any], *, accept_scp: bool = False) -> frozenset[str]:
+    """RFC 9068 §2.2.3 / RFC 8693 §4.2: ``scope`` is one space-separated string.
+    ``scp`` (Okta: array, Azure AD: string) is read only when the issuer opts in."""
+    if "scope" in claims:
+        value = claims["scope"]
+        if not isinstance(value, str):
+            raise _invalid("the 'scope' claim must be a space-separated string")
+        return frozenset(s for s in value.split(" ") if s)
+    if accept_scp and "scp" in claims:
+        value = claims["scp"]
+        if isinstance(value, str):
+            return frozenset(s for s in value.split(" ") if s)
+        if isinstance(value, list) and all(isinstance(s, str) for s in value):
+            return frozenset(s for s in value if s)
+        raise _invalid("the 'scp' claim must be a string or an array of strings")
+    return frozenset()
+
+
+def audience_of(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """RFC 7519 §4.1.3: ``aud`` is one string or an array of strings."""
+    if "aud" not in claims:
+        return ()
+    value = claims["aud"]
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(a, str) for a in value):
+        return tuple(value)
+    raise _invalid("the 'aud' claim must be a string or a non-empty array of strings")
+
+
+def string_claim(claims: Mapping[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(f"the {name!r} claim must be a string")
+    return value
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The time claims of a token, checked again on every use of a cached answer."""
+
+    exp: float | None
+    nbf: float | None = None
+    iat: float | None = None
+    leeway: float = 0.0
+    max_age: float | None = None
+
+    @classmethod
+    def from_claims(
+        cls, claims: Mapping[str, Any], *, leeway: float, max_age: float | None = None
+    ) -> TimeWindow:
+        iat = numeric_date(claims, "iat")
+        if max_age is not None and iat is None:
+            raise _invalid("the token lacks the 'iat' claim")
+        return cls(numeric_date(claims, "exp"), numeric_date(claims, "nbf"), iat, leeway, max_age)
+
+    @property
+    def expires(self) -> float:
+        return float("inf") if self.exp is None else self.exp + self.leeway
+
+    def check(self, now: float) -> None:
+        # RFC 7519 §4.1.4: MUST NOT be accepted on or after exp (plus a small leeway).
+        if now >= self.expires:
+            raise _invalid("the token has expired", "token.expired")
+        # RFC 7519 §4.1.5: MUST NOT be accepted before nbf.
+        if self.nbf is not None and now + self.leeway < self.nbf:
+            raise _invalid("the token is not valid yet", "token.not_yet_valid")
+        # An iat in the future means a wrong clock or a forged token.
+        if self.iat is not None and self.iat > now + self.leeway:
+            raise _invalid("the token was issued in the future", "token.not_yet_valid")
+        if self.max_age is not None and now - (self.iat or 0.0) > self.max_age + self.leeway:
+            raise _invalid("the token is older than allowed", "token.expired")
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class ExpiringLRU(Generic[K, V]):
+    """A bounded, thread-safe LRU whose entries each expire at their own time."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ConfigurationError("a cache needs room for at least one entry")
+        self.size = size
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, now: float) -> V | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if now >= item[0]:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: K, value: V, expires: float) -> None:
+        with self._lock:
+            self._items[key] = (expires, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
