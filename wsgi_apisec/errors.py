@@ -173,3 +173,19 @@ class KeySourceError(APISecError):
     status = 503
     error = "temporarily_unavailable"
     code = "keys.unavailable"
+
+
+# --- our own responses -------------------------------------------------------------------
+
+
+class ResponseSigningError(APISecError):
+    """A response that must be signed could not be (its body is not what the profile signs,
+    or it is larger than the cap). It is never sent unsigned: the client gets a 500."""
+
+    status = 500
+    error = "server_error"
+    code = "response.unsigned"
+
+
+class ResponseTooLarge(ResponseSigningError):
+    code = "response.too_large"

@@ -1,0 +1,1 @@
+"""Runnable sample apps for flask-apisec (``python -m sample_apps.demo``)."""

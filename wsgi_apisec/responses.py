@@ -1,0 +1,239 @@
+"""Render an :class:`~wsgi_apisec.errors.APISecError` as a WSGI response, and log it.
+
+The body is the profile's own envelope when it has one (G2P Connect ``{"errors": [...]}``),
+else RFC 9457 problem details. Nothing secret is ever rendered or logged: the description
+is the error's safe text, and the log line carries the error's ``detail``, never a token or
+signature value.
+
+:class:`CapturedResponse` holds an app's response back (status, headers, ``exc_info`` and
+every body byte, from the iterable and from ``write()``) so it can be signed before anything
+is sent; :class:`ClosingIterable` makes sure every ``close()`` runs (PEP 3333).
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from .encoding import json_dumps
+from .environ import Spool
+from .errors import APISecError, ResponseTooLarge
+from .message import Body
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+
+    from .profiles import Profile
+
+__all__ = [
+    "CapturedResponse",
+    "Challenge",
+    "ClosingIterable",
+    "default_challenge",
+    "error_response",
+    "problem_details",
+    "send_body",
+]
+
+LOG = logging.getLogger("wsgi_apisec")
+
+#: Builds the ``WWW-Authenticate`` value for an error (``None``: no header).
+Challenge = Callable[[APISecError], str | None]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Framing is ours: an error's extra headers may not change it.
+_OURS = frozenset({"content-type", "content-length", "cache-control"})
+_LOG_LIMIT = 300
+
+
+def _clean(text: str, limit: int = _LOG_LIMIT) -> str:
+    return _CONTROL.sub("?", text)[:limit]
+
+
+def _quoted(value: str) -> str:
+    return '"' + _CONTROL.sub("", value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def default_challenge(err: APISecError) -> str | None:
+    """A minimal RFC 6750 §3 style challenge: ``<scheme> error="..."`` plus the error's
+    challenge params; no ``error`` when there is none (RFC 6750 §3.1, no credentials)."""
+    if not err.scheme:
+        return None
+    params = {"error": err.error} if err.error else {}
+    params.update(err.challenge)
+    pairs = [f"{k}={_quoted(v)}" for k, v in params.items() if _TOKEN.match(k)]
+    return err.scheme + (" " + ", ".join(pairs) if pairs else "")
+
+
+def problem_details(err: APISecError) -> dict[str, Any]:
+    """RFC 9457 §3 members, plus our ``error`` (RFC 6750 code) and dotted ``code``."""
+    return {
+        "type": "about:blank",
+        "title": _reason(err.status),
+        "status": err.status,
+        "detail": err.description,
+        "error": err.error,
+        "code": err.code,
+    }
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _extra_headers(err: APISecError) -> list[tuple[str, str]]:
+    out = []
+    for name, value in err.headers.items():
+        if _TOKEN.match(name) and name.lower() not in _OURS:
+            # Header injection: CR/LF (and other controls) never reach the wire.
+            out.append((name, _CONTROL.sub("", str(value))))
+    return out
+
+
+def error_response(
+    err: APISecError,
+    profile: Profile | None = None,
+    *,
+    challenge: Challenge | None = None,
+    where: str = "",
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """``(status line, headers, body)`` for ``err``, logged as one line on ``wsgi_apisec``.
+
+    ``challenge`` overrides :func:`default_challenge` (a profile that wants a challenge for
+    signature errors passes one). ``where`` (``"POST /path"``) goes into the log line.
+    """
+    if profile is not None and profile.envelope is not None:
+        body = json_dumps(dict(profile.envelope(err)))
+        content_type = "application/json"
+    else:
+        body = json_dumps(problem_details(err))
+        content_type = "application/problem+json"
+    headers = [
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    ]
+    value = (challenge or default_challenge)(err)
+    if value:
+        headers.append(("WWW-Authenticate", _CONTROL.sub("", value)))
+    headers.extend(_extra_headers(err))
+    _log(err, where)
+    return f"{err.status} {_reason(err.status)}", headers, body
+
+
+def _log(err: APISecError, where: str) -> None:
+    level = logging.WARNING if err.status >= 500 else logging.INFO
+    LOG.log(
+        level,
+        "rejected %s: %d %s: %s",
+        _clean(where, 200) or "-",
+        err.status,
+        err.code,
+        _clean(err.detail),
+    )
+
+
+# --- holding back a response until it is signed ------------------------------------------
+
+
+class CapturedResponse:
+    """The app's response, held back until it is signed: status, headers, ``exc_info`` and
+    the body from both the iterable and the ``write()`` callable (PEP 3333), in order."""
+
+    def __init__(self, max_bytes: int, spool_threshold: int) -> None:
+        self.spool = Spool(
+            max_bytes=max_bytes,
+            spool_threshold=spool_threshold,
+            too_large=lambda: ResponseTooLarge(
+                "the response is too large to be signed", detail=f"over {max_bytes} bytes"
+            ),
+        )
+        self.status = ""
+        self.headers: list[tuple[str, str]] = []
+        self.exc_info: OptExcInfo | None = None
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        # PEP 3333: a second call is only allowed with exc_info. Nothing has been sent yet,
+        # so the new status and headers simply replace the old ones.
+        if self.status and exc_info is None:
+            raise RuntimeError("start_response() was called twice without exc_info")
+        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if not self.status:
+            raise RuntimeError("write() was called before start_response()")
+        self.spool.write(data)
+
+    def run(self, app: WSGIApplication, environ: WSGIEnvironment) -> Body:
+        result = app(environ, self.start_response)
+        try:
+            for chunk in result:
+                if chunk:
+                    self.write(chunk)
+        finally:
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()
+        if not self.status:
+            raise RuntimeError("the app returned without calling start_response()")
+        return self.spool.body()
+
+    @property
+    def status_code(self) -> int:
+        return int(self.status.split(" ", 1)[0])
+
+    def final_headers(
+        self, method: str, added: list[tuple[str, str]], length: int
+    ) -> list[tuple[str, str]]:
+        """The app's headers, our signature header(s) instead of any it set, and the exact
+        ``Content-Length`` of what is sent (not for HEAD, and RFC 9110 §8.6: never on 1xx
+        or 204)."""
+        code = self.status_code
+        fix_length = method != "HEAD" and code >= 200 and code not in (204, 304)
+        drop = {name.lower() for name, _ in added} | ({"content-length"} if fix_length else set())
+        out = [(n, v) for n, v in self.headers if n.lower() not in drop]
+        if fix_length:
+            out.append(("Content-Length", str(length)))
+        return out + added
+
+    def close(self) -> None:
+        self.spool.close()
+
+
+def send_body(body: Body) -> Iterator[bytes]:
+    if body.in_memory:
+        if len(body):
+            yield body.read()
+        return
+    for chunk in body.chunks():
+        yield bytes(chunk)
+
+
+class ClosingIterable:
+    """An app iterable whose ``close()`` (PEP 3333) also runs our clean-ups, in order, each
+    one even if an earlier one raised."""
+
+    def __init__(self, iterable: Iterable[bytes], *cleanups: Callable[[], Any]) -> None:
+        self._iterable = iterable
+        close = getattr(iterable, "close", None)
+        self._cleanups = ([close] if callable(close) else []) + list(cleanups)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._iterable)
+
+    def close(self) -> None:
+        with ExitStack() as stack:
+            for cleanup in reversed(self._cleanups):
+                stack.callback(cleanup)
