@@ -37,7 +37,8 @@ class DetachedJWS:
             profile.header_check(parsed.header, message, now)
         payload, covered = _payload(profile, message)
         owner = profile.key_owner(message) if profile.key_owner is not None else None
-        keys = resolver.resolve(KeyQuery(alg=parsed.alg, kid=parsed.kid, owner=owner))
+        kid = parsed.kid if profile.match_kid else None
+        keys = resolver.resolve(KeyQuery(alg=parsed.alg, kid=kid, owner=owner))
         last: APISecError | None = None
         for key in keys:
             try:

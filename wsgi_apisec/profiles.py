@@ -53,6 +53,8 @@ class Profile:
     bodiless: Literal["empty", "path_query"] = "empty"
     #: Who signed: a participant / sender id taken from the (verified) request context.
     key_owner: KeyOwner | None = None
+    #: Whether the signature's ``kid`` selects among the signer's keys (OCEN: it does not).
+    match_kid: bool = True
     header_check: HeaderCheck | None = None
     #: Header parameter holding the signing time, when the profile has one.
     created_param: str | None = None
@@ -120,12 +122,40 @@ def body_field(*paths: tuple[str, ...]) -> KeyOwner:
 
 
 def signature_digest(window: float) -> ReplayRule:
-    """Remember each signature for ``window`` seconds (OCEN has no timestamp to bound it)."""
+    """Remember each signature of a request with a body for ``window`` seconds (OCEN has no
+    timestamp to bound it). Bodiless requests (GET) sign only their path, so two honest
+    identical reads would collide; they are safe to repeat and are not remembered."""
 
-    def rule(result: SignatureResult, message: Message) -> tuple[str, float]:
+    def rule(result: SignatureResult, message: Message) -> tuple[str, float] | None:
+        if len(message.body) == 0:
+            return None
         return hashlib.sha256(result.signature).hexdigest(), window
 
     return rule
+
+
+def envelope_message_id(window: float) -> ReplayRule:
+    """G2P-style envelopes: a ``header.message_id`` (or 2.x ``request_header.message_id``)
+    is accepted once per sender within ``window`` seconds."""
+
+    def rule(result: SignatureResult, message: Message) -> tuple[str, float] | None:
+        return f"{result.owner}|{_message_id(message, result)}", window
+
+    return rule
+
+
+def _message_id(message: Message, result: SignatureResult) -> str:
+    try:
+        doc = json_loads(message.body.read(), "body") if len(message.body) else None
+    except ParseError:
+        doc = None
+    for name in ("header", "request_header"):
+        header = doc.get(name) if isinstance(doc, dict) else None
+        value = header.get("message_id") if isinstance(header, dict) else None
+        if isinstance(value, str) and value:
+            return value
+    # No message id: fall back to the signature itself.
+    return "sig:" + hashlib.sha256(result.signature).hexdigest()
 
 
 # --- UK Open Banking ----------------------------------------------------------------------
@@ -198,6 +228,7 @@ OCEN = Profile(
     jws_policy=JWSPolicy(algorithms=frozenset({"RS256"}), b64_without_crit=True),
     bodiless="path_query",
     key_owner=token_claim("participantId"),
+    match_kid=False,
     replay=signature_digest(24 * 3600.0),
     sign_alg="RS256",
     sign_b64=False,
@@ -236,6 +267,7 @@ OPENG2P = Profile(
     jws_policy=JWSPolicy(algorithms=frozenset({"RS256"}), b64=frozenset({True})),
     payload="canonical_json",
     key_owner=body_field(("header", "sender_id"), ("request_header", "sender_app_mnemonic")),
+    replay=envelope_message_id(3600.0),
     sign_alg="RS256",
     sign_header=lambda message, now: {"typ": "JWT"},
 )
@@ -260,18 +292,10 @@ def g2p_envelope(err: APISecError) -> Mapping[str, Any]:
 
 
 def g2p_message_id(result: SignatureResult, message: Message) -> tuple[str, float] | None:
-    """G2P Connect: a ``message_id`` is used once per sender within the signature window."""
-    try:
-        doc = json_loads(message.body.read(), "body")
-    except ParseError:
-        return None
-    header = doc.get("header") if isinstance(doc, dict) else None
-    message_id = header.get("message_id") if isinstance(header, dict) else None
-    expires = result.params.get("expires", "")
-    ttl = max(float(expires) - float(result.created or 0), 1.0) if expires.isdigit() else 3600.0
-    if isinstance(message_id, str) and message_id:
-        return f"{result.owner}|{message_id}", ttl
-    return f"{result.owner}|sig|{hashlib.sha256(result.signature).hexdigest()}", ttl
+    """G2P Connect: a ``message_id`` is used once per sender while the signature is valid."""
+    expires = str(result.params.get("expires", ""))
+    window = float(expires) - float(result.created or 0) if expires.isdigit() else 3600.0
+    return envelope_message_id(max(window, 1.0))(result, message)
 
 
 #: G2P Connect: the Beckn-style ``Signature`` header (also in ``Authorization`` and in the
