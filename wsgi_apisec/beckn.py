@@ -36,7 +36,7 @@ from .resolvers import KeyQuery, KeyResolver
 from .signatures import SignatureResult
 
 if TYPE_CHECKING:
-    from .profiles import Profile
+    from .signatures import Profile
 
 HEADERS = "(created) (expires) digest"
 _PARAM = re.compile(r'\s*([A-Za-z]+)="([^"\\]{0,1024})"\s*(?:,|$)')

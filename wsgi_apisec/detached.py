@@ -18,7 +18,7 @@ from .resolvers import KeyQuery, KeyResolver
 from .signatures import SignatureResult
 
 if TYPE_CHECKING:
-    from .profiles import Profile
+    from .signatures import Profile
 
 
 class DetachedJWS:

@@ -2,17 +2,15 @@
 
 A :class:`Profile` names a mechanism and fixes its knobs. The built-ins follow
 ``PROTOCOLS.md``; a custom network is a new ``Profile(...)`` or ``OCEN.replace(...)``, never
-a new verifier. ``profiles.FAPI2`` and ``profiles.G2P_CONNECT`` are registered by their
-mechanism modules (RFC 9421 and the Beckn-style header).
+a new verifier. ``FAPI2`` and ``HTTPSIG`` are defined next to their RFC 9421 mechanism in
+:mod:`wsgi_apisec.fapi2` and registered here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from .beckn import BecknSignature
 from .detached import DetachedJWS
@@ -25,54 +23,16 @@ from .errors import (
     SignatureError,
     UnknownKey,
 )
+from .fapi2 import FAPI2, HTTPSIG
 from .jws import JWSPolicy
 from .message import Message
-from .signatures import Mechanism, SignatureResult
-
-KeyOwner = Callable[[Message], str | None]
-HeaderCheck = Callable[[Mapping[str, Any], Message, float], None]
-ReplayRule = Callable[[SignatureResult, Message], tuple[str, float] | None]
-Envelope = Callable[[APISecError], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Everything that makes one network's signatures differ from another's."""
-
-    name: str
-    mechanism: Mechanism
-    #: Header fields the signature is read from, in order of preference.
-    header_names: tuple[str, ...]
-    #: The header field our own signatures are sent in.
-    emit_header: str
-    algorithms: frozenset[str]
-    jws_policy: JWSPolicy | None = None
-    #: What a detached JWS signs: the raw body, or canonical JSON of the parsed body.
-    payload: Literal["raw", "canonical_json"] = "raw"
-    #: What is signed when a request has no body.
-    bodiless: Literal["empty", "path_query"] = "empty"
-    #: Who signed: a participant / sender id taken from the (verified) request context.
-    key_owner: KeyOwner | None = None
-    #: Whether the signature's ``kid`` selects among the signer's keys (OCEN: it does not).
-    match_kid: bool = True
-    header_check: HeaderCheck | None = None
-    #: Header parameter holding the signing time, when the profile has one.
-    created_param: str | None = None
-    replay: ReplayRule | None = None
-    #: Response signing.
-    sign_alg: str | None = None
-    sign_b64: bool = True
-    sign_b64_in_crit: bool = True
-    sign_crit: tuple[str, ...] = ()
-    sign_header: Callable[[Message, float], Mapping[str, Any]] | None = None
-    #: Error body in the network's own shape; ``None`` means RFC 9457 problem JSON.
-    envelope: Envelope | None = None
-    #: Free-form settings a mechanism reads (RFC 9421 policy, G2P options, ...).
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def replace(self, **changes: Any) -> Profile:
-        return dataclasses.replace(self, **changes)
-
+from .signatures import (
+    HeaderCheck,
+    KeyOwner,
+    Profile,
+    ReplayRule,
+    SignatureResult,
+)
 
 # --- key owners ---------------------------------------------------------------------------
 
@@ -313,7 +273,9 @@ G2P_CONNECT = Profile(
     options={"clock_skew": 30, "max_window": 3600, "ttl": 300, "envelope_signature": True},
 )
 
-REGISTRY: dict[str, Profile] = {p.name: p for p in (OCEN, UKOB, OPENG2P, G2P_CONNECT)}
+REGISTRY: dict[str, Profile] = {
+    p.name: p for p in (OCEN, UKOB, OPENG2P, G2P_CONNECT, FAPI2, HTTPSIG)
+}
 
 
 def register(profile: Profile) -> Profile:

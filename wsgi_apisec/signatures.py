@@ -9,19 +9,20 @@ client all use them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .errors import ReplayDetected
+from .errors import APISecError, ReplayDetected
+from .jws import JWSPolicy
 from .keys import PrivateKey, PublicKey
 from .message import Message
 from .resolvers import KeyResolver
 
 if TYPE_CHECKING:
-    from .profiles import Profile
     from .replay import ReplayStore
 
 Clock = Callable[[], float]
@@ -45,6 +46,51 @@ class SignatureResult:
     #: Header / signature parameters as received.
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
+
+
+KeyOwner = Callable[[Message], str | None]
+HeaderCheck = Callable[[Mapping[str, Any], Message, float], None]
+ReplayRule = Callable[[SignatureResult, Message], tuple[str, float] | None]
+Envelope = Callable[[APISecError], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that makes one network's signatures differ from another's."""
+
+    name: str
+    mechanism: Mechanism
+    #: Header fields the signature is read from, in order of preference.
+    header_names: tuple[str, ...]
+    #: The header field our own signatures are sent in.
+    emit_header: str
+    algorithms: frozenset[str]
+    jws_policy: JWSPolicy | None = None
+    #: What a detached JWS signs: the raw body, or canonical JSON of the parsed body.
+    payload: Literal["raw", "canonical_json"] = "raw"
+    #: What is signed when a request has no body.
+    bodiless: Literal["empty", "path_query"] = "empty"
+    #: Who signed: a participant / sender id taken from the (verified) request context.
+    key_owner: KeyOwner | None = None
+    #: Whether the signature's ``kid`` selects among the signer's keys (OCEN: it does not).
+    match_kid: bool = True
+    header_check: HeaderCheck | None = None
+    #: Header parameter holding the signing time, when the profile has one.
+    created_param: str | None = None
+    replay: ReplayRule | None = None
+    #: Response signing.
+    sign_alg: str | None = None
+    sign_b64: bool = True
+    sign_b64_in_crit: bool = True
+    sign_crit: tuple[str, ...] = ()
+    sign_header: Callable[[Message, float], Mapping[str, Any]] | None = None
+    #: Error body in the network's own shape; ``None`` means RFC 9457 problem JSON.
+    envelope: Envelope | None = None
+    #: Free-form settings a mechanism reads (RFC 9421 policy, G2P options, ...).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Profile:
+        return dataclasses.replace(self, **changes)
 
 
 class Mechanism(Protocol):
