@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .algorithms import JOSE_ALGORITHMS, SYMMETRIC
 from .beckn import BecknSignature
 from .detached import DetachedJWS
 from .encoding import json_loads
@@ -23,7 +24,8 @@ from .errors import (
     SignatureError,
     UnknownKey,
 )
-from .fapi2 import FAPI2, HTTPSIG
+from .fapi2 import FAPI2 as FAPI2
+from .fapi2 import HTTPSIG as HTTPSIG
 from .jws import JWSPolicy
 from .message import Message
 from .signatures import (
@@ -137,14 +139,16 @@ def ukob_checks(
     def check(header: Mapping[str, Any], message: Message, now: float) -> None:
         crit = [c for c in header.get("crit", ()) if c != "b64"]
         if sorted(crit) != sorted(UKOB_CRIT):
-            raise SignatureError("crit must be exactly the three openbanking.org.uk claims")
+            raise SignatureError("crit must list iat, iss and tan (and nothing else but b64)")
         if "kid" not in header:
             raise SignatureError("UK OB signatures must carry a kid")
         iat = header.get(UKOB_IAT)
-        if isinstance(iat, bool) or not isinstance(iat, int) or iat > now + leeway:
-            raise SignatureError("http://openbanking.org.uk/iat must be a time in the past")
+        if isinstance(iat, bool) or not isinstance(iat, int):
+            raise SignatureError(f"{UKOB_IAT} must be a number (integer seconds)")
+        if iat > now + leeway:
+            raise SignatureError(f"{UKOB_IAT} is in the future")
         if header.get(UKOB_TAN) not in trusted_anchors:
-            raise SignatureError("http://openbanking.org.uk/tan is not a trusted anchor")
+            raise SignatureError(f"{UKOB_TAN} is not the trusted anchor")
         iss = header.get(UKOB_ISS)
         if not isinstance(iss, str) or not iss:
             raise SignatureError("http://openbanking.org.uk/iss is missing")
@@ -175,6 +179,17 @@ def _ukob_replay(result: SignatureResult, message: Message) -> tuple[str, float]
 # --- the built-in profiles ------------------------------------------------------------------
 
 _DETACHED = DetachedJWS()
+
+#: A generic detached JWS (RFC 7515 App. F) in ``x-jws-signature``: any asymmetric JOSE
+#: algorithm, the key picked by ``kid``, strict RFC 7797 (``b64: false`` only when critical).
+JWS = Profile(
+    name="jws",
+    mechanism=_DETACHED,
+    header_names=("x-jws-signature",),
+    emit_header="x-jws-signature",
+    algorithms=JOSE_ALGORITHMS - SYMMETRIC,
+    jws_policy=JWSPolicy(algorithms=JOSE_ALGORITHMS - SYMMETRIC),
+)
 
 #: OCEN 4.0: ``x-jws-signature`` (docs: ``Signature``), RS256, ``b64:false`` as the reference
 #: code sends it (without ``crit``: a documented leniency of this profile only), key from the
@@ -274,7 +289,7 @@ G2P_CONNECT = Profile(
 )
 
 REGISTRY: dict[str, Profile] = {
-    p.name: p for p in (OCEN, UKOB, OPENG2P, G2P_CONNECT, FAPI2, HTTPSIG)
+    p.name: p for p in (JWS, OCEN, UKOB, OPENG2P, G2P_CONNECT, FAPI2, HTTPSIG)
 }
 
 
