@@ -42,9 +42,23 @@ def _start(exe: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]
     log = workdir / f"redis-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                exe,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--daemonize",
+                "no",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     return proc, port, log
 

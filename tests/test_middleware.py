@@ -822,10 +822,10 @@ def test_profile_envelope_replaces_problem_json() -> None:
     ("err", "challenge"),
     [
         (MissingCredentials("no token"), "Bearer"),  # RFC 6750 §3.1: no error code
-        (InvalidToken("expired"), 'Bearer error="invalid_token"'),
+        (InvalidToken("expired"), 'Bearer error="invalid_token", error_description="expired"'),
         (
             InsufficientScope("needs more", challenge={"scope": "a b"}),
-            'Bearer error="insufficient_scope", scope="a b"',
+            'Bearer error="insufficient_scope", error_description="needs more", scope="a b"',
         ),
     ],
     ids=["missing", "invalid_token", "insufficient_scope"],

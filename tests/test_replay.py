@@ -155,8 +155,11 @@ class TestMemoryReplayStore:
             store.add("d", 10)
         err = info.value
         assert isinstance(err, APISecError)
-        assert (err.status, err.error, err.code) == (503, "temporarily_unavailable",
-                                                     "replay.store_full")
+        assert (err.status, err.error, err.code) == (
+            503,
+            "temporarily_unavailable",
+            "replay.store_full",
+        )
         assert len(store) == 3
         assert store.add("a", 10) is False  # a full store still recognises replays
 
@@ -208,9 +211,7 @@ class TestSQLiteReplayStore:
         with sqlite3.connect(sqlite_store.path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
-    def test_stores_a_fixed_size_digest_not_the_key(
-        self, sqlite_store: SQLiteReplayStore
-    ) -> None:
+    def test_stores_a_fixed_size_digest_not_the_key(self, sqlite_store: SQLiteReplayStore) -> None:
         sqlite_store.add("k" * 100_000, 10)
         [(key, _)] = _rows(sqlite_store.path)
         assert len(key) == 32
@@ -304,8 +305,12 @@ def _race_processes(url: str, cwd: Path, count: int = 200) -> list[list[str]]:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, url, tag, str(count)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, cwd=cwd, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=env,
         )
         for _ in range(2)
     ]

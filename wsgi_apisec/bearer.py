@@ -2,23 +2,43 @@
 
 :func:`extract_token` finds the one token a request carries (``Authorization: Bearer`` or
 ``DPoP``; the form body and the URI query only when enabled), :func:`challenge` builds the
-``WWW-Authenticate`` value for an :class:`APISecError`, :func:`problem_body` its RFC 9457
-body, and :func:`require_scopes` turns a missing scope into a 403 ``insufficient_scope``.
+``WWW-Authenticate`` value for an :class:`APISecError` (its RFC 9457 body is
+:func:`~wsgi_apisec.problem.problem_body`), and :func:`require_scopes` turns a missing scope
+into a 403 ``insufficient_scope``. :class:`TokenGuard` runs the whole check a route's
+:class:`~wsgi_apisec.rules.TokenRequirement` asks for: transport, validation, binding, scopes.
 """
 
 from __future__ import annotations
 
-import http
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from .encoding import json_dumps
-from .errors import APISecError, InsufficientScope, InvalidRequest, MissingCredentials
+from .binding import Binding, check_binding
+from .certs import ClientCertSource
+from .dpop import DPoPVerifier, dpop_invalid_token
+from .errors import (
+    APISecError,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    MissingCredentials,
+)
 from .message import Message
-from .tokens import AccessToken
+from .problem import problem_body
+from .rules import TokenRequirement
+from .tokens import AccessToken, TokenValidator
 
-__all__ = ["challenge", "extract_token", "problem_body", "require_scopes"]
+__all__ = [
+    "Authorized",
+    "TokenGuard",
+    "challenge",
+    "extract_token",
+    "may_carry_form_token",
+    "problem_body",
+    "require_scopes",
+]
 
 #: RFC 6750 §2.1: ``b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -74,10 +94,15 @@ def _from_header(message: Message) -> tuple[str, str] | None:
     return canonical, token
 
 
+def may_carry_form_token(method: str, content_type: str | None) -> bool:
+    """Whether RFC 6750 §2.2 lets this request carry its token in the body: only a
+    single-part form-encoded body of a method with body semantics."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    return media_type == _FORM and method.upper() in _BODY_METHODS
+
+
 def _from_form(message: Message) -> list[str]:
-    media_type = (message.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    # RFC 6750 §2.2: only a single-part form-encoded body of a method with body semantics.
-    if media_type != _FORM or message.method.upper() not in _BODY_METHODS:
+    if not may_carry_form_token(message.method, message.headers.get("Content-Type")):
         return []
     raw = message.body.read()
     try:
@@ -141,25 +166,6 @@ def challenge(
     return scheme + " " + ", ".join(f"{name}={value}" for name, value in params.items())
 
 
-def problem_body(error: APISecError) -> bytes:
-    """An RFC 9457 ``application/problem+json`` body for ``error``, extended with ``error``
-    (the RFC 6750 code, when there is one) and ``code`` (the dotted reason)."""
-    try:
-        title = http.HTTPStatus(error.status).phrase
-    except ValueError:
-        title = "Error"
-    body: dict[str, object] = {
-        "type": "about:blank",
-        "title": title,
-        "status": error.status,
-        "detail": error.description,
-    }
-    if error.error:
-        body["error"] = error.error
-    body["code"] = error.code
-    return json_dumps(body)
-
-
 def require_scopes(
     token: AccessToken, *, scopes: Iterable[str] = (), any_of: Iterable[str] = ()
 ) -> None:
@@ -175,3 +181,94 @@ def require_scopes(
     else:
         description = "the token needs one of the scopes " + " ".join(alternatives)
     raise InsufficientScope(description, challenge={"scope": needed})
+
+
+# --- a route's whole token check -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A request whose token passed: the token and how it was tied to the request."""
+
+    token: AccessToken
+    binding: Binding
+
+
+@dataclass(frozen=True)
+class TokenGuard:
+    """Checks a request against a :class:`TokenRequirement`, in an order that trusts nothing
+    early: transport (:func:`extract_token`), :meth:`TokenValidator.validate`, binding
+    (:func:`~wsgi_apisec.binding.check_binding`), then scopes (only for a holder who proved
+    possession, so a stolen bound token does not reveal what it may do).
+
+    ``require_bound`` (FAPI): every token must be sender-constrained. ``allow_query`` /
+    ``allow_form``: RFC 6750 §2.3 / §2.2 transports (default off). ``realm`` and
+    ``resource_metadata`` (RFC 9728) go into every challenge.
+    """
+
+    validator: TokenValidator
+    cert_source: ClientCertSource | None = None
+    dpop_verifier: DPoPVerifier | None = None
+    require_bound: bool = False
+    allow_query: bool = False
+    allow_form: bool = False
+    realm: str | None = None
+    resource_metadata: str | None = None
+
+    def authorize(self, message: Message, requirement: TokenRequirement) -> Authorized | None:
+        """The checked token, ``None`` for an optional route called without one; else the
+        :class:`APISecError` to answer with."""
+        found = extract_token(message, allow_form=self.allow_form, allow_query=self.allow_query)
+        if found is None:
+            if requirement.optional:
+                return None
+            raise MissingCredentials("an access token is required")
+        scheme, raw = found
+        try:
+            token = self.validator.validate(raw, scheme=scheme)
+            self._check_confirmation(token, requirement)
+            binding = check_binding(
+                token,
+                message,
+                require_bound=self.require_bound,
+                dpop_verifier=self.dpop_verifier,
+                cert_source=self.cert_source,
+            )
+            require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
+        except (InvalidToken, InsufficientScope) as err:
+            if scheme == "DPoP":
+                err.scheme = "DPoP"  # RFC 9449 §7.1: answer in the scheme the client used
+            raise
+        return Authorized(token, binding)
+
+    def _check_confirmation(self, token: AccessToken, requirement: TokenRequirement) -> None:
+        """What the route demands of ``cnf``, checked before any proof is spent."""
+        cnf = token.cnf or {}
+        if requirement.cert_bound and "x5t#S256" not in cnf:
+            # RFC 8705 §3: the route only honours certificate-bound tokens.
+            raise InvalidToken(
+                "the token must be bound to a client certificate", code="token.cert_required"
+            )
+        if requirement.dpop and "jkt" not in cnf:
+            # RFC 9449 §7.1: the route only honours DPoP-bound tokens.
+            raise dpop_invalid_token(
+                "the token must be DPoP-bound", code="token.dpop_required", challenge=self._algs()
+            )
+
+    def _algs(self) -> dict[str, str]:
+        return self.dpop_verifier.challenge() if self.dpop_verifier is not None else {}
+
+    def challenge(self, error: APISecError, requirement: TokenRequirement) -> str | None:
+        """The ``WWW-Authenticate`` value for a refusal of this route (RFC 6750 §3, RFC 9449
+        §7.1); ``None`` for anything but 400/401/403 (a 5xx or a 413 is no challenge)."""
+        if error.status not in (400, 401, 403):
+            return None
+        scheme = "DPoP" if requirement.dpop or error.scheme == "DPoP" else "Bearer"
+        algs = self._algs().get("algs") if scheme == "DPoP" else None
+        return challenge(
+            error,
+            realm=self.realm,
+            resource_metadata=self.resource_metadata,
+            algs=algs,
+            scheme=scheme,
+        )

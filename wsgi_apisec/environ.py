@@ -8,8 +8,11 @@ except :func:`hand_body_to_app`, which gives the app the body that was read, byt
 Environ keys this library reads or writes (the contract with the layers around it):
 
 - ``wsgi_apisec.token`` -- an :class:`~wsgi_apisec.tokens.AccessToken` that an *earlier*
-  (outer) layer has already validated; it becomes ``message.context["token"]``, which is
-  where key owners such as OCEN's ``participantId`` look.
+  (outer) layer -- :class:`~wsgi_apisec.middleware.TokenMiddleware` -- has already
+  validated; it becomes ``message.context["token"]``, which is where key owners such as
+  OCEN's ``participantId`` look.
+- ``wsgi_apisec.binding`` -- set with it: the :class:`~wsgi_apisec.binding.Binding` that tied
+  the token to the request (certificate thumbprint, DPoP proof, or neither).
 - ``wsgi_apisec.context`` -- a mapping an earlier layer wants merged into
   ``message.context`` (the keys above win over it).
 - ``wsgi_apisec.signature`` -- set by the middleware: the verified
@@ -23,6 +26,14 @@ it with ``SSLOptions +ExportCertData``) or, when gunicorn terminates TLS itself 
 such variable), from the peer certificate of ``gunicorn.socket``. Headers set by a proxy are
 *not* read here: that needs a trusted-proxy configuration and belongs to the certificate
 layer.
+
+The target URI (what a DPoP proof's ``htu`` and an RFC 9421 ``@target-uri`` are compared
+with) is rebuilt from ``wsgi.url_scheme``, ``HTTP_HOST`` and the request target, as the WSGI
+server saw them. Behind a TLS-terminating proxy that is the proxy's hop (``http``, an internal
+host): wrap the app in ``werkzeug.middleware.proxy_fix.ProxyFix(app, x_proto=1, x_host=1)``
+(or the equivalent) *outside* these middlewares, so they see the URI the client used. Leave
+``x_for`` at 0 there when proxy client-certificate headers are used: ``REMOTE_ADDR`` must stay
+the proxy's address, which is what :class:`~wsgi_apisec.certs.ClientCertSource` trusts.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_SPOOL_THRESHOLD",
+    "ENV_BINDING",
     "ENV_CONTEXT",
     "ENV_SIGNATURE",
     "ENV_TOKEN",
@@ -60,6 +72,7 @@ __all__ = [
 LOG = logging.getLogger("wsgi_apisec")
 
 ENV_TOKEN = "wsgi_apisec.token"  # noqa: S105 -- an environ key, not a secret
+ENV_BINDING = "wsgi_apisec.binding"
 ENV_CONTEXT = "wsgi_apisec.context"
 ENV_SIGNATURE = "wsgi_apisec.signature"
 ENV_TRANSFER_ENCODING = "wsgi_apisec.transfer_encoding"

@@ -46,9 +46,8 @@ from .httpsig import SIGNATURE, SIGNATURE_INPUT, VerificationPolicy, sign_messag
 from .httpsig_policy import DEFAULT_ALGORITHMS, parse_dictionary
 from .keys import PrivateKey, PublicKey
 from .message import Message
-from .signatures import Profile, ReplayRule
 from .resolvers import KeyQuery, KeyResolver
-from .signatures import SignatureResult
+from .signatures import Profile, ReplayRule, SignatureResult
 
 __all__ = [
     "FAPI2",

@@ -1,4 +1,5 @@
-"""Fetching key documents over HTTP(S): the :class:`Fetcher` plug point and its default.
+"""Fetching key documents over HTTP(S): the :class:`Fetcher` plug point and its default,
+and :func:`post_form` for endpoints that are asked with a form POST (RFC 7662 introspection).
 
 A key source is trusted for what it serves, so the way to it is narrow: https only (plain
 http for loopback or by explicit opt-in), redirects are never followed (a 3xx is an error:
@@ -19,7 +20,7 @@ import urllib.request
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from .errors import ConfigurationError, KeySourceError
 
@@ -31,6 +32,7 @@ __all__ = [
     "check_url",
     "get_document",
     "parse_max_age",
+    "post_form",
 ]
 
 _UNAVAILABLE = "the key source is unavailable"
@@ -223,32 +225,65 @@ class UrlFetcher:
         }
 
     def fetch(self, url: str, *, timeout: float, max_bytes: int) -> FetchResult:
-        deadline = _Deadline(timeout)
-        opener = urllib.request.OpenerDirector()
-        # Only http and https are handled; any other scheme (file:, ftp:) is an error.
-        opener.add_handler(_Handler(deadline, self._context))
-        opener.add_handler(urllib.request.UnknownHandler())
-        if self._proxies:
-            opener.add_handler(urllib.request.ProxyHandler(self._proxies))
-        try:
-            request = urllib.request.Request(url, headers=self._headers)  # noqa: S310
-            with opener.open(request, timeout=timeout) as response:
-                return _read(response, deadline, max_bytes, url)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: {exc!r}") from exc
+        limits = (timeout, max_bytes)
+        return _exchange(url, None, self._headers, limits, self._context, self._proxies)
+
+
+def post_form(
+    url: str,
+    data: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
+    *,
+    timeout: float,
+    max_bytes: int,
+    ssl_context: ssl.SSLContext | None = None,
+) -> FetchResult:
+    """POST ``data`` as ``application/x-www-form-urlencoded`` under the rules of
+    :class:`UrlFetcher` (one deadline, redirects never followed, the answer capped at
+    ``max_bytes``, environment proxies ignored). Any status comes back; a failure to get
+    one is :class:`KeySourceError`."""
+    form = urlencode(dict(data)).encode("ascii")
+    fields = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
+    return _exchange(url, form, fields, (timeout, max_bytes), ssl_context, None)
+
+
+def _exchange(
+    url: str,
+    data: bytes | None,
+    headers: Mapping[str, str],
+    limits: tuple[float, int],
+    context: ssl.SSLContext | None,
+    proxies: Mapping[str, str] | None,
+) -> FetchResult:
+    """GET (``data`` None) or POST ``url``; ``limits`` is (timeout, max_bytes)."""
+    timeout, max_bytes = limits
+    what = f"{'GET' if data is None else 'POST'} {url}"
+    deadline = _Deadline(timeout)
+    opener = urllib.request.OpenerDirector()
+    # Only http and https are handled; any other scheme (file:, ftp:) is an error.
+    opener.add_handler(_Handler(deadline, context))
+    opener.add_handler(urllib.request.UnknownHandler())
+    if proxies:
+        opener.add_handler(urllib.request.ProxyHandler(dict(proxies)))
+    try:
+        request = urllib.request.Request(url, data=data, headers=dict(headers))  # noqa: S310
+        with opener.open(request, timeout=timeout) as response:
+            return _read(response, deadline, max_bytes, what)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise KeySourceError(_UNAVAILABLE, detail=f"{what}: {exc!r}") from exc
 
 
 def _read(
-    response: http.client.HTTPResponse, deadline: _Deadline, max_bytes: int, url: str
+    response: http.client.HTTPResponse, deadline: _Deadline, max_bytes: int, what: str
 ) -> FetchResult:
     if 300 <= response.status < 400:
         where = response.headers.get("location", "")[:200]
         raise KeySourceError(
-            _UNAVAILABLE, detail=f"GET {url}: HTTP {response.status} to {where!r} not followed"
+            _UNAVAILABLE, detail=f"{what}: HTTP {response.status} to {where!r} not followed"
         )
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes:
-        raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: {length} bytes > {max_bytes}")
+        raise KeySourceError(_UNAVAILABLE, detail=f"{what}: {length} bytes > {max_bytes}")
     body = bytearray()
     while True:
         deadline.arm()
@@ -258,7 +293,7 @@ def _read(
             break
         body += chunk
         if len(body) > max_bytes:
-            raise KeySourceError(_UNAVAILABLE, detail=f"GET {url}: body over {max_bytes} bytes")
+            raise KeySourceError(_UNAVAILABLE, detail=f"{what}: body over {max_bytes} bytes")
     return FetchResult(response.status, _headers(response.headers), bytes(body))
 
 

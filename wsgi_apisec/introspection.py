@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import ssl
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Protocol
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 from .claims import ExpiringLRU, TimeWindow, audience_of, scopes_of, string_claim
 from .encoding import json_object
 from .errors import ConfigurationError, InvalidToken, KeySourceError, ParseError
-from .fetch import _Deadline, _Handler, _read, check_url
+from .fetch import check_url, post_form
 from .tokens import AccessToken
 
 __all__ = ["Introspection", "Poster", "UrllibPoster"]
@@ -57,18 +55,17 @@ class UrllibPoster:
     def post(
         self, url: str, *, data: Mapping[str, str], headers: Mapping[str, str], timeout: float
     ) -> tuple[int, Mapping[str, str], bytes]:
-        deadline = _Deadline(timeout)
-        opener = urllib.request.OpenerDirector()
-        opener.add_handler(_Handler(deadline, self._context))
-        form = urlencode(dict(data)).encode("ascii")
-        fields = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
-        # Only the http/https handler above is installed: no file: or other scheme.
-        request = urllib.request.Request(url, data=form, headers=fields, method="POST")  # noqa: S310
         try:
-            with opener.open(request, timeout=timeout) as response:
-                result = _read(response, deadline, self.max_bytes, url)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise KeySourceError(_UNAVAILABLE, detail=f"POST {url}: {exc!r}") from exc
+            result = post_form(
+                url,
+                data,
+                headers,
+                timeout=timeout,
+                max_bytes=self.max_bytes,
+                ssl_context=self._context,
+            )
+        except KeySourceError as exc:
+            raise KeySourceError(_UNAVAILABLE, detail=exc.detail) from exc
         return result.status, result.headers, result.body
 
 

@@ -1,23 +1,31 @@
-"""``SignatureMiddleware``: verify signed requests before a WSGI app runs, sign its responses.
+"""WSGI middlewares: ``TokenMiddleware`` checks access tokens, ``SignatureMiddleware``
+verifies signed requests and signs responses, :func:`protect` stacks the two.
 
-Rules pick, per request, which profile applies (or that none does). A request that fails
-verification gets the profile's error response and the app never runs. A verified request
-reaches the app with the exact body that was verified and the
-:class:`~wsgi_apisec.signatures.SignatureResult` in ``environ["wsgi_apisec.signature"]``.
+The same :mod:`~wsgi_apisec.rules` pick, per request, what a route needs. A request that
+fails a check gets the error response and the app never runs. One that passes reaches the
+app with the exact body that was checked, the :class:`~wsgi_apisec.tokens.AccessToken` in
+``environ["wsgi_apisec.token"]`` (its :class:`~wsgi_apisec.binding.Binding` in
+``environ["wsgi_apisec.binding"]``) and the :class:`~wsgi_apisec.signatures.SignatureResult`
+in ``environ["wsgi_apisec.signature"]``.
 """
 
 from __future__ import annotations
 
-import re
+import inspect
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from .bearer import TokenGuard, may_carry_form_token
+from .certs import ClientCertSource
+from .dpop import DPoPVerifier
 from .environ import (
     DEFAULT_MAX_BODY,
     DEFAULT_SPOOL_THRESHOLD,
+    ENV_BINDING,
     ENV_SIGNATURE,
+    ENV_TOKEN,
     hand_body_to_app,
     message_from_environ,
     read_body,
@@ -25,82 +33,48 @@ from .environ import (
 )
 from .errors import APISecError, ConfigurationError, ResponseSigningError
 from .keys import PrivateKey
-from .message import Body, Headers, Message
+from .message import Body
 from .replay import MemoryReplayStore, ReplayStore
 from .resolvers import KeyResolver
-from .responses import CapturedResponse, Challenge, ClosingIterable, error_response, send_body
-from .signatures import Clock, RequestVerifier, ResponseSigner
+from .responses import Challenge, ClosingIterable, error_response, run_signed
+from .rules import Rule, RuleSource, SignatureRoute, SignatureRoutes, TokenRequirement, match
+from .signatures import Clock
+from .tokens import TokenValidator
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .profiles import Profile
+    from .signatures import Profile
 
-__all__ = ["Rule", "SignatureMiddleware"]
+__all__ = [
+    "Rule",
+    "RuleSource",
+    "SignatureMiddleware",
+    "TokenMiddleware",
+    "TokenRequirement",
+    "protect",
+]
 
 DEFAULT_MAX_RESPONSE_BODY = 64 * 1024 * 1024
-_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
+#: Rules given as a list (any iterable, read once) or as a callable.
+Rules = RuleSource | Iterable[Rule]
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
-    """``*`` and ``?`` stay inside one path segment, ``**`` crosses segments, and a trailing
-    ``/**`` also matches the bare prefix (``/api/**`` covers ``/api``)."""
-    out, i = [], 0
-    if pattern.endswith("/**"):
-        return re.compile(_glob(pattern[:-3]).pattern + "(?:/.*)?")
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        char = pattern[i]
-        out.append("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char))
-        i += 1
-    return re.compile("".join(out))
+def _rule_source(rules: Rules) -> RuleSource:
+    return rules if callable(rules) else tuple(rules)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """Which requests a profile applies to.
-
-    ``pattern`` is a path glob (``"/mapper/**"``, ``"/api/*/items"``) or a compiled regex;
-    either must match the *whole* ``PATH_INFO`` (decoded, as the app routes on it).
-    ``methods`` limits the rule to those methods (``None``: all). Give ``profile`` to verify
-    with it, or ``exempt=True`` to let matching requests through unchecked.
-    ``sign_response`` signs the answer when the middleware has a signing key; ``resolver``
-    overrides the middleware's key resolver for this rule.
-    """
-
-    pattern: str | re.Pattern[str]
-    methods: Iterable[str] | None = None
-    profile: Profile | None = None
-    exempt: bool = False
-    sign_response: bool = True
-    resolver: KeyResolver | None = None
-    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
-    _methods: frozenset[str] | None = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.exempt == (self.profile is not None):
-            raise ConfigurationError("a Rule needs exactly one of profile=... or exempt=True")
-        regex = self.pattern if isinstance(self.pattern, re.Pattern) else _glob(self.pattern)
-        methods = None if self.methods is None else frozenset(m.upper() for m in self.methods)
-        object.__setattr__(self, "_regex", regex)
-        object.__setattr__(self, "_methods", methods)
-
-    def matches(self, method: str, path: str) -> bool:
-        # Frameworks upper-case the method before routing (Werkzeug does): "post" must not
-        # slip past a rule written for POST.
-        if self._methods is not None and method.upper() not in self._methods:
-            return False
-        return self._regex.fullmatch(path) is not None
-
-
-@dataclass(frozen=True)
-class _Route:
-    profile: Profile
-    verifier: RequestVerifier
-    signer: ResponseSigner | None
+def _reject(
+    err: APISecError,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    profile: Profile | None = None,
+    challenge: Challenge | None = None,
+) -> list[bytes]:
+    where = f"{environ.get('REQUEST_METHOD', '')} {route_path(environ)}"
+    status, headers, payload = error_response(err, profile, challenge=challenge, where=where)
+    start_response(status, headers)
+    return [payload]
 
 
 class SignatureMiddleware:
@@ -112,10 +86,11 @@ class SignatureMiddleware:
     ``message.context["token"]`` for key owners such as OCEN's ``participantId``. The key for
     a signature comes from ``resolver`` only, never from the message.
 
-    Rules are tried in order; the first match wins. A request that matches no rule is
-    verified with ``default_profile`` when one is given (fail closed: end with a catch-all
-    or set a default), and is passed through unchecked otherwise. An exempt rule never
-    matches a path with ``.`` or ``..`` segments.
+    Rules are tried in order; the first match wins (or a callable picks the rule). A
+    request that matches no rule is verified with ``default_profile`` when one is given
+    (fail closed: end with a catch-all or set a default), and is passed through unchecked
+    otherwise; one whose rule has no ``profile`` (token only, or exempt) passes through. An
+    exempt rule never matches a path with ``.`` or ``..`` segments.
 
     Request bodies are read whole before the app runs: at most ``max_body`` bytes (413
     past it), spooled to a temporary file past ``spool_threshold``. Responses to be signed
@@ -127,7 +102,7 @@ class SignatureMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        rules: Iterable[Rule],
+        rules: Rules,
         *,
         resolver: KeyResolver,
         default_profile: Profile | None = None,
@@ -140,50 +115,30 @@ class SignatureMiddleware:
         clock: Clock = time.time,
     ) -> None:
         self.app = app
-        self.rules = list(rules)
+        self.rules = _rule_source(rules)
         if not self.rules and default_profile is None:
             raise ConfigurationError("SignatureMiddleware needs rules or a default_profile")
-        self.resolver = resolver
-        self.signing_key = signing_key
-        self.replay_store = (
-            replay_store if replay_store is not None else MemoryReplayStore(clock=clock)
-        )
+        store = replay_store if replay_store is not None else MemoryReplayStore(clock=clock)
+        self.routes = SignatureRoutes(resolver, signing_key, replay_store=store, clock=clock)
         self.max_body = max_body
         self.spool_threshold = spool_threshold
         self.max_response_body = max_response_body
         self.challenge = challenge
-        self.clock = clock
-        self._routes = [self._build(r.profile, r.resolver, r.sign_response) for r in self.rules]
-        self._default = self._build(default_profile, None, True) if default_profile else None
+        for rule in () if callable(self.rules) else self.rules:
+            self.routes.for_rule(rule)  # built now: a profile that cannot sign fails at start-up
+        self._default = self.routes.build(default_profile) if default_profile else None
 
-    def _build(
-        self, profile: Profile | None, resolver: KeyResolver | None, sign: bool
-    ) -> _Route | None:
-        if profile is None:
-            return None
-        verifier = RequestVerifier(
-            profile, resolver or self.resolver, replay_store=self.replay_store, clock=self.clock
-        )
-        signer = None
-        if sign and self.signing_key is not None:
-            signer = ResponseSigner(profile, self.signing_key, clock=self.clock)
-            _check_signer(signer)
-        return _Route(profile, verifier, signer)
-
-    def _match(self, environ: WSGIEnvironment) -> _Route | None:
+    def _match(self, environ: WSGIEnvironment) -> SignatureRoute | None:
         """The profile setup that applies to this request, ``None`` when it passes through."""
         method = str(environ.get("REQUEST_METHOD", "GET"))
-        path = route_path(environ)
-        # A server, proxy or framework that resolves "." / ".." segments (RFC 3986 §5.2.4)
-        # could route such a path outside the exempt prefix: never exempt it.
-        dotted = _DOT_SEGMENT.search(path) is not None
-        for rule, built in zip(self.rules, self._routes, strict=True):
-            if rule.matches(method, path) and not (rule.exempt and dotted):
-                return built
-        return self._default
+        rule = match(self.rules, method, route_path(environ))
+        return self._default if rule is None else self.routes.for_rule(rule)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        route = self._match(environ)
+        try:
+            route = self._match(environ)
+        except APISecError as err:  # a callable rule source named a profile that cannot sign
+            return _reject(err, environ, start_response)
         if route is None:
             return self.app(environ, start_response)
         body = Body.EMPTY
@@ -193,7 +148,7 @@ class SignatureMiddleware:
             environ[ENV_SIGNATURE] = route.verifier.verify(request)
         except APISecError as err:
             body.close()
-            return self._reject(err, route.profile, environ, start_response)
+            return _reject(err, environ, start_response, route.profile, self.challenge)
         except BaseException:
             body.close()
             raise
@@ -201,72 +156,169 @@ class SignatureMiddleware:
         try:
             if route.signer is None:
                 return ClosingIterable(self.app(environ, start_response), body.close)
-            return self._signed(route, request, environ, start_response, body)
+            limits = (self.max_response_body, self.spool_threshold)
+            sign = route.signer.sign
+            return run_signed(self.app, environ, start_response, sign, request, limits, body.close)
+        except ResponseSigningError as err:
+            body.close()  # never an unsigned response: the client gets a 500 problem
+            return _reject(err, environ, start_response, route.profile, self.challenge)
         except BaseException:
             body.close()
             raise
 
-    def _reject(
+
+class TokenMiddleware:
+    """Check the access token a route's :class:`TokenRequirement` asks for, before the app.
+
+    Per request the first matching rule (or the callable source) gives the requirement;
+    ``default`` applies when no rule matches (``None``: pass through), and a rule without
+    ``token`` (signature only, or exempt) passes through. The check is
+    :class:`~wsgi_apisec.bearer.TokenGuard`: token from the request, ``validator``, binding
+    (``cert_source``, ``dpop_verifier``, ``require_bound``), then scopes. A refused request
+    gets an RFC 9457 body (or the envelope of the rule's profile) and an RFC 6750 / RFC 9449
+    challenge (with ``realm`` and RFC 9728 ``resource_metadata`` when set); a key source
+    that is down is 503. The app never runs.
+
+    What it trusts: the token only once ``validator`` accepted it; the client certificate
+    from ``SSL_CLIENT_CERT`` / ``gunicorn.socket``, or a proxy header only from a peer in
+    ``cert_source.trusted_proxies``; and ``wsgi.url_scheme`` + ``HTTP_HOST`` for the DPoP
+    ``htu`` -- behind a proxy, wrap this in ``ProxyFix(app, x_proto=1, x_host=1)`` (or the
+    equivalent) first, see :mod:`wsgi_apisec.environ`. A ``wsgi_apisec.token`` set by an
+    outer layer is dropped on every route this middleware checks.
+
+    The body is only read for ``allow_form`` (RFC 6750 §2.2) on a form-encoded POST, PUT or
+    PATCH: at most ``max_body`` bytes (413), then handed to the app byte for byte.
+    """
+
+    def __init__(
         self,
-        err: APISecError,
-        profile: Profile | None,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> list[bytes]:
-        where = f"{environ.get('REQUEST_METHOD', '')} {route_path(environ)}"
-        status, headers, payload = error_response(
-            err, profile, challenge=self.challenge, where=where
+        app: WSGIApplication,
+        rules: Rules,
+        *,
+        validator: TokenValidator,
+        cert_source: ClientCertSource | None = None,
+        dpop_verifier: DPoPVerifier | None = None,
+        require_bound: bool = False,
+        allow_query: bool = False,
+        allow_form: bool = False,
+        realm: str | None = None,
+        resource_metadata: str | None = None,
+        default: TokenRequirement | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        spool_threshold: int = DEFAULT_SPOOL_THRESHOLD,
+    ) -> None:
+        self.app = app
+        self.rules = _rule_source(rules)
+        if not _needs(self.rules, "token", default):
+            raise ConfigurationError("TokenMiddleware needs a rule with token=... or a default")
+        listed = () if callable(self.rules) else self.rules
+        wanted = [default, *(rule.token for rule in listed)]
+        if dpop_verifier is None and any(t is not None and t.dpop for t in wanted):
+            raise ConfigurationError("a rule requires DPoP: give dpop_verifier=...")
+        self.guard = TokenGuard(
+            validator,
+            cert_source=cert_source,
+            dpop_verifier=dpop_verifier,
+            require_bound=require_bound,
+            allow_query=allow_query,
+            allow_form=allow_form,
+            realm=realm,
+            resource_metadata=resource_metadata,
         )
-        start_response(status, headers)
-        return [payload]
+        self.default = default
+        self.max_body = max_body
+        self.spool_threshold = spool_threshold
 
-    def _signed(
-        self,
-        route: _Route,
-        request: Message,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        request_body: Body,
-    ) -> Iterable[bytes]:
-        """Run the app into a spool, sign exactly those bytes, then send them."""
-        assert route.signer is not None
-        captured = CapturedResponse(self.max_response_body, self.spool_threshold)
+    def _match(self, environ: WSGIEnvironment) -> tuple[TokenRequirement | None, Profile | None]:
+        """What this request's route needs (``None``: no token check), and the profile whose
+        error envelope a refusal is rendered in."""
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        rule = match(self.rules, method, route_path(environ))
+        return (self.default, None) if rule is None else (rule.token, rule.profile)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            response_body = captured.run(self.app, environ)
-            response = Message(
-                status=captured.status_code,
-                headers=Headers(captured.headers),
-                body=response_body,
-                request=request,
-            )
-            try:
-                added = route.signer.sign(response)
-            except APISecError as exc:
-                raise ResponseSigningError(
-                    "the response could not be signed", detail=exc.detail
-                ) from exc
-        except ResponseSigningError as err:
-            captured.close()
-            request_body.close()
-            return self._reject(err, route.profile, environ, start_response)
-        except BaseException:
-            captured.close()
-            raise
-        headers = captured.final_headers(request.method, added, len(response_body))
+            requirement, profile = self._match(environ)
+        except APISecError as err:
+            return _reject(err, environ, start_response)
+        if requirement is None:
+            return self.app(environ, start_response)
+        # Further in, "the token" is only ever one this layer has verified.
+        environ.pop(ENV_TOKEN, None)
+        environ.pop(ENV_BINDING, None)
+        body = None
         try:
-            start_response(captured.status, headers, captured.exc_info)
+            body = self._form_body(environ)
+            request = message_from_environ(environ, Body.EMPTY if body is None else body)
+            found = self.guard.authorize(request, requirement)
+        except BaseException as exc:
+            if body is not None:
+                body.close()
+            if not isinstance(exc, APISecError):
+                raise
+            hook = partial(self.guard.challenge, requirement=requirement)
+            return _reject(exc, environ, start_response, profile, hook)
+        if found is not None:
+            environ[ENV_TOKEN], environ[ENV_BINDING] = found.token, found.binding
+        if body is None:
+            return self.app(environ, start_response)
+        hand_body_to_app(environ, body)
+        try:
+            return ClosingIterable(self.app(environ, start_response), body.close)
         except BaseException:
-            captured.close()
+            body.close()
             raise
-        return ClosingIterable(send_body(response_body), response_body.close, request_body.close)
+
+    def _form_body(self, environ: WSGIEnvironment) -> Body | None:
+        """The body, read only when it may carry the token (RFC 6750 §2.2, when allowed)."""
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        content_type = str(environ.get("CONTENT_TYPE") or "")
+        if not (self.guard.allow_form and may_carry_form_token(method, content_type)):
+            return None
+        return read_body(environ, max_bytes=self.max_body, spool_threshold=self.spool_threshold)
 
 
-def _check_signer(signer: ResponseSigner) -> None:
-    """Sign a dummy response once, so a profile that cannot sign fails at start-up."""
-    probe = Message(status=200, body=Body(b"{}"), request=Message())
-    try:
-        signer.sign(probe)
-    except APISecError as exc:
-        raise ConfigurationError(
-            f"cannot sign {signer.profile.name} responses: {exc.description}"
-        ) from exc
+def protect(
+    app: WSGIApplication,
+    rules: Rules,
+    *,
+    validator: TokenValidator | None = None,
+    resolver: KeyResolver | None = None,
+    **options: Any,
+) -> WSGIApplication:
+    """``app`` behind :class:`TokenMiddleware` (outside) and :class:`SignatureMiddleware`
+    (inside), both on ``rules``; ``options`` go to the middleware that takes them.
+
+    The token is checked first: a bad token is refused before the body is read, and a
+    profile that finds the signer by a token claim (OCEN ``participantId``) reads it from the
+    token this layer verified. A layer no rule needs is left out; one that is needed without
+    its ``validator`` / ``resolver`` (or a callable rule source, which may need either) is a
+    :class:`ConfigurationError`.
+    """
+    signature, token = _options(SignatureMiddleware, options), _options(TokenMiddleware, options)
+    unknown = options.keys() - signature.keys() - token.keys()
+    if unknown:
+        raise ConfigurationError(f"protect() got unknown options: {sorted(unknown)}")
+    source = _rule_source(rules)
+    wrapped = app
+    if _needs(source, "profile", options.get("default_profile")):
+        if resolver is None:
+            raise ConfigurationError("signature rules need resolver=...")
+        wrapped = SignatureMiddleware(wrapped, source, resolver=resolver, **signature)
+    if _needs(source, "token", options.get("default")):
+        if validator is None:
+            raise ConfigurationError("token rules need validator=...")
+        wrapped = TokenMiddleware(wrapped, source, validator=validator, **token)
+    return wrapped
+
+
+def _options(middleware: type, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``options`` that ``middleware`` takes as keyword arguments."""
+    accepted = inspect.signature(middleware).parameters
+    return {name: value for name, value in options.items() if name in accepted}
+
+
+def _needs(source: RuleSource, attribute: str, default: object) -> bool:
+    if callable(source) or default is not None:
+        return True
+    return any(getattr(rule, attribute) is not None for rule in source)

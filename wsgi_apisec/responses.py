@@ -12,23 +12,24 @@ is sent; :class:`ClosingIterable` makes sure every ``close()`` runs (PEP 3333).
 
 from __future__ import annotations
 
-import http
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from . import bearer
 from .encoding import json_dumps
 from .environ import Spool
-from .errors import APISecError, ResponseTooLarge
-from .message import Body
+from .errors import APISecError, ResponseSigningError, ResponseTooLarge
+from .message import Body, Headers, Message
+from .problem import PROBLEM_JSON, problem_body, reason_phrase
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .profiles import Profile
+    from .signatures import Profile
 
 __all__ = [
     "CapturedResponse",
@@ -36,7 +37,7 @@ __all__ = [
     "ClosingIterable",
     "default_challenge",
     "error_response",
-    "problem_details",
+    "run_signed",
     "send_body",
 ]
 
@@ -56,38 +57,10 @@ def _clean(text: str, limit: int = _LOG_LIMIT) -> str:
     return _CONTROL.sub("?", text)[:limit]
 
 
-def _quoted(value: str) -> str:
-    return '"' + _CONTROL.sub("", value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def default_challenge(err: APISecError) -> str | None:
-    """A minimal RFC 6750 §3 style challenge: ``<scheme> error="..."`` plus the error's
-    challenge params; no ``error`` when there is none (RFC 6750 §3.1, no credentials)."""
-    if not err.scheme:
-        return None
-    params = {"error": err.error} if err.error else {}
-    params.update(err.challenge)
-    pairs = [f"{k}={_quoted(v)}" for k, v in params.items() if _TOKEN.match(k)]
-    return err.scheme + (" " + ", ".join(pairs) if pairs else "")
-
-
-def problem_details(err: APISecError) -> dict[str, Any]:
-    """RFC 9457 §3 members, plus our ``error`` (RFC 6750 code) and dotted ``code``."""
-    return {
-        "type": "about:blank",
-        "title": _reason(err.status),
-        "status": err.status,
-        "detail": err.description,
-        "error": err.error,
-        "code": err.code,
-    }
-
-
-def _reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+    """RFC 6750 §3 :func:`~wsgi_apisec.bearer.challenge` for errors that have an auth scheme
+    (token errors); ``None`` (no header) for the others, such as signature errors."""
+    return bearer.challenge(err) if err.scheme else None
 
 
 def _extra_headers(err: APISecError) -> list[tuple[str, str]]:
@@ -115,8 +88,8 @@ def error_response(
         body = json_dumps(dict(profile.envelope(err)))
         content_type = "application/json"
     else:
-        body = json_dumps(problem_details(err))
-        content_type = "application/problem+json"
+        body = problem_body(err)
+        content_type = PROBLEM_JSON
     headers = [
         ("Content-Type", content_type),
         ("Content-Length", str(len(body))),
@@ -127,7 +100,7 @@ def error_response(
         headers.append(("WWW-Authenticate", _CONTROL.sub("", value)))
     headers.extend(_extra_headers(err))
     _log(err, where)
-    return f"{err.status} {_reason(err.status)}", headers, body
+    return f"{err.status} {reason_phrase(err.status)}", headers, body
 
 
 def _log(err: APISecError, where: str) -> None:
@@ -210,6 +183,41 @@ class CapturedResponse:
 
     def close(self) -> None:
         self.spool.close()
+
+
+def run_signed(
+    app: WSGIApplication,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    sign: Callable[[Message], list[tuple[str, str]]],
+    request: Message,
+    limits: tuple[int, int],
+    cleanup: Callable[[], Any],
+) -> Iterable[bytes]:
+    """Run ``app`` into a spool (``limits``: max bytes, spool threshold), ``sign`` exactly
+    those bytes, then send them; ``cleanup`` runs when the response is closed. A response
+    that cannot be signed raises :class:`ResponseSigningError` before anything is sent."""
+    captured = CapturedResponse(*limits)
+    try:
+        response_body = captured.run(app, environ)
+        response = Message(
+            status=captured.status_code,
+            headers=Headers(captured.headers),
+            body=response_body,
+            request=request,
+        )
+        try:
+            added = sign(response)
+        except APISecError as exc:
+            raise ResponseSigningError(
+                "the response could not be signed", detail=exc.detail
+            ) from exc
+        headers = captured.final_headers(request.method, added, len(response_body))
+        start_response(captured.status, headers, captured.exc_info)
+    except BaseException:
+        captured.close()
+        raise
+    return ClosingIterable(send_body(response_body), response_body.close, cleanup)
 
 
 def send_body(body: Body) -> Iterator[bytes]:
