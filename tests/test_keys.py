@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,14 @@ from wsgi_apisec import jws
 from wsgi_apisec.algorithms import JOSE_ALGORITHMS, equivalents
 from wsgi_apisec.encoding import b64url_decode, b64url_encode
 from wsgi_apisec.errors import ConfigurationError, ParseError, SignatureError
-from wsgi_apisec.keys import KeySet, PrivateKey, PublicKey, x5t_s256
+from wsgi_apisec.keys import (
+    KeySet,
+    PrivateKey,
+    PublicKey,
+    load_private_key,
+    load_public_keys,
+    x5t_s256,
+)
 
 PEM = serialization.Encoding.PEM
 DER = serialization.Encoding.DER
@@ -228,6 +236,46 @@ def test_rsa_below_2048_bits_is_refused() -> None:
     assert PrivateKey.generate("RS256", rsa_bits=1024).key.key_size == 2048  # type: ignore[union-attr]
 
 
+def rsa_jwk(n: int, e: int) -> dict[str, str]:
+    size = (n.bit_length() + 7) // 8
+    return {
+        "kty": "RSA",
+        "n": b64url_encode(n.to_bytes(size, "big")),
+        "e": b64url_encode(e.to_bytes((e.bit_length() + 7) // 8, "big")),
+    }
+
+
+def test_rsa_above_16384_bits_is_refused() -> None:
+    # Public-key construction does not check primality: an odd number of the right size will do.
+    huge = rsa.RSAPublicNumbers(65537, (1 << 16384) | 1).public_key()  # 16385 bits
+    with pytest.raises(ConfigurationError, match="at most 16384 bits"):
+        PublicKey.from_key(huge)
+    with pytest.raises(ConfigurationError, match="at most 16384 bits"):
+        PublicKey.from_pem(huge.public_bytes(PEM, SPKI))
+    with pytest.raises(ConfigurationError, match="at most 16384 bits"):
+        PublicKey.from_jwk(rsa_jwk((1 << 16384) | 1, 65537))
+    assert len(KeySet.from_jwks({"keys": [rsa_jwk((1 << 16384) | 1, 65537)]})) == 0
+    with pytest.raises(ConfigurationError, match="at most 16384 bits"):
+        PrivateKey.generate("RS256", rsa_bits=16392)  # refused before any prime is sought
+    largest = PublicKey.from_jwk(rsa_jwk((1 << 16383) | 1, 65537))  # exactly 16384 bits
+    assert largest.kty == "RSA" and largest.allows("PS256")
+
+
+def test_rsa_public_exponent_above_32_bits_is_refused() -> None:
+    n = rsa_key().public_key().public_numbers().n
+    big_e = rsa.RSAPublicNumbers(2**32 + 1, n).public_key()
+    with pytest.raises(ConfigurationError, match="exponent"):
+        PublicKey.from_key(big_e)
+    with pytest.raises(ConfigurationError, match="exponent"):
+        PublicKey.from_pem(big_e.public_bytes(PEM, SPKI))
+    with pytest.raises(ConfigurationError, match="exponent"):
+        PublicKey.from_jwk(rsa_jwk(n, 2**64 + 1))
+    assert len(KeySet.from_jwks({"keys": [rsa_jwk(n, 2**32 + 1)]})) == 0
+    assert PublicKey.from_jwk(rsa_jwk(n, 2**32 - 1)).kty == "RSA"  # the largest accepted
+    with pytest.raises(ParseError, match="exponent is not valid"):
+        PublicKey.from_jwk(rsa_jwk(n, 2**32))  # even: malformed, not merely too large
+
+
 def ec_jwk() -> dict[str, str]:
     nums = ec_key().public_key().public_numbers()
     return {
@@ -413,3 +461,55 @@ def test_generate_sign_verify_round_trip(alg: str, b64: bool, detached: bool) ->
     if other is not None:
         with pytest.raises(SignatureError, match="does not verify"):
             jws.verify(parsed, other.public_key(), body if detached else None)
+
+
+# --- key files --------------------------------------------------------------------------------
+
+
+def test_load_public_keys_reads_pem_jwk_jwks_and_private_halves() -> None:
+    private = PrivateKey.from_key(ec_key(), kid="e1")
+    jwk = json.dumps(private.to_jwk()).encode()
+    jwks = json.dumps({"keys": [private.to_jwk(), PrivateKey.generate("EdDSA").to_jwk()]})
+    assert [k.kty for k in load_public_keys(pub_pem(ec_key(), SPKI))] == ["EC"]
+    assert [k.kty for k in load_public_keys(b"\n" + priv_pem(ec_key(), PKCS8))] == ["EC"]
+    assert [k.kty for k in load_public_keys(cert_pem(ec_key()))] == ["EC"]
+    assert [k.kid for k in load_public_keys(jwk)] == ["e1"]
+    (half,) = load_public_keys(json.dumps(private.to_jwk(private=True)).encode())
+    assert isinstance(half, PublicKey) and half.thumbprint() == private.thumbprint()
+    assert [k.kty for k in load_public_keys(jwks.encode())] == ["EC", "OKP"]
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "reason"),
+    [
+        (json.dumps({"kty": "oct", "k": "c2VjcmV0"}).encode(), ConfigurationError, "symmetric"),
+        (
+            json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}).encode(),
+            ConfigurationError,
+            "no usable signing key",
+        ),
+        (b"\x00\xffnot a key", ParseError, "not valid JSON"),
+        (
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            ConfigurationError,
+            "cannot load PEM",
+        ),
+    ],
+    ids=["oct-jwk", "jwks-without-usable-key", "garbage", "bad-pem"],
+)
+def test_load_public_keys_refuses(data: bytes, error: type[Exception], reason: str) -> None:
+    with pytest.raises(error, match=reason):
+        load_public_keys(data)
+
+
+def test_load_private_key_reads_pem_and_private_jwk_only() -> None:
+    key = PrivateKey.from_key(ec_key(), kid="e1")
+    assert load_private_key(priv_pem(ec_key(), PKCS8)).thumbprint() == key.thumbprint()
+    loaded = load_private_key(json.dumps(key.to_jwk(private=True)).encode())
+    assert loaded.kid == "e1" and loaded.allows("ES256")
+    with pytest.raises(ConfigurationError, match="no private key"):
+        load_private_key(json.dumps(key.to_jwk()).encode())
+    with pytest.raises(ConfigurationError, match="symmetric"):
+        load_private_key(json.dumps({"kty": "oct", "k": "c2VjcmV0"}).encode())
+    with pytest.raises(ConfigurationError, match="cannot load PEM private key"):
+        load_private_key(pub_pem(ec_key(), SPKI))

@@ -4,6 +4,7 @@ The exit status is a contract scripts rely on: ``0`` success; ``1`` the input (a
 body, a token) failed verification or could not be parsed, with one line on stderr;
 ``2`` a usage or configuration error (bad option, unreadable or unusable key file).
 Key files are PEM (key or certificate), a JWK, or (where public keys are read) a JWKS.
+``sign`` and ``verify`` run the library's own profiles (:mod:`wsgi_apisec.profiles`) over BODY.
 """
 
 from __future__ import annotations
@@ -18,44 +19,37 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 from cryptography.hazmat.primitives import serialization
 
-from . import jws
-from .algorithms import JOSE_ALGORITHMS, SYMMETRIC
-from .encoding import canonical_json, json_loads, json_object
-from .errors import (
-    APISecError,
-    ConfigurationError,
-    MalformedSignature,
-    ParseError,
-    SignatureError,
-    UnknownKey,
-)
-from .keys import KeySet, PrivateKey, PublicKey
+from . import jws, profiles
+from .detached import DetachedJWS
+from .encoding import json_loads, json_object
+from .errors import APISecError, ConfigurationError, MalformedSignature, ParseError, SignatureError
+from .jws import JWSPolicy
+from .keys import KeySet, PrivateKey, PublicKey, load_private_key, load_public_keys
+from .message import Body, Headers, Message
+from .profiles import UKOB_CRIT, UKOB_IAT, UKOB_ISS, UKOB_TAN, ukob_checks, ukob_header
+from .resolvers import KeyQuery, select
+from .signatures import Profile, RequestVerifier, ResponseSigner
+
+__all__ = ["UKOB_IAT", "UKOB_ISS", "UKOB_TAN", "UsageError", "main", "read_key_file"]
 
 MAX_KEY_FILE = 1024 * 1024
 #: ``inspect`` reads tokens larger than a verifier would accept, to show what they hold.
 MAX_INSPECT = 256 * 1024
 KEYGEN_ALGORITHMS = ("RS256", "PS256", "ES256", "ES384", "EdDSA")
-ASYMMETRIC = JOSE_ALGORITHMS - SYMMETRIC
-
-UKOB_IAT = "http://openbanking.org.uk/iat"
-UKOB_ISS = "http://openbanking.org.uk/iss"
-UKOB_TAN = "http://openbanking.org.uk/tan"
-UKOB_CRIT = (UKOB_IAT, UKOB_ISS, UKOB_TAN)
 UKOB_TAN_DEFAULT = "openbanking.org.uk"
 #: How far in the future a UK OB ``iat`` may be (clock skew between the parties).
 UKOB_IAT_LEEWAY = 60
+#: What ``sign --profile ukob`` puts in the header besides iat/iss/tan.
+UKOB_MEDIA = {"typ": "JOSE", "cty": "application/json"}
 
 
 class UsageError(Exception):
     """A bad option or an unusable key file: exit status 2."""
-
-
-# --- key files -----------------------------------------------------------------------------
 
 
 def read_key_file(path: str) -> bytes:
@@ -67,115 +61,106 @@ def read_key_file(path: str) -> bytes:
     return data
 
 
-def _is_pem(data: bytes) -> bool:
-    return data.lstrip().startswith(b"-----BEGIN ")
+# --- profiles: the library's detached-JWS profiles, adjusted by the options ------------------
 
 
-def load_private_key(data: bytes, *, kid: str | None = None) -> PrivateKey:
-    """A signing key from PEM (PKCS#8, PKCS#1, SEC1) or a private JWK; ``kid`` overrides."""
-    if _is_pem(data):
-        return PrivateKey.from_pem(data, kid=kid)
-    obj = json_object(data, "key file")
-    if obj.get("kty") == "oct":
-        raise ConfigurationError("symmetric keys are not accepted here")
-    if "d" not in obj:
-        raise ConfigurationError("the JWK holds no private key")
-    key = PrivateKey.from_jwk(obj)
-    return key if kid is None else dataclasses.replace(key, kid=kid)
+def _detached_profiles() -> Mapping[str, Profile]:
+    return {n: p for n, p in profiles.REGISTRY.items() if isinstance(p.mechanism, DetachedJWS)}
 
 
-def load_public_keys(data: bytes) -> list[PublicKey]:
-    """Verification keys from PEM (public key, certificate, or a private key's public half),
-    a JWK (public or private) or a JWKS. Symmetric keys are refused."""
-    if _is_pem(data):
-        return [PublicKey.from_pem(data)]
-    obj = json_object(data, "key file")
-    if "keys" in obj:
-        keys = list(KeySet.from_jwks(obj))
-        if not keys:
-            raise ConfigurationError("the JWKS holds no usable signing key")
-        return keys
-    if "d" in obj and obj.get("kty") != "oct":
-        return [PrivateKey.from_jwk(obj).public_key()]
-    return [PublicKey.from_jwk(obj)]
+def _policy(profile: Profile) -> JWSPolicy:
+    if profile.jws_policy is None:
+        raise ConfigurationError(f"profile {profile.name} has no JWS policy")
+    return profile.jws_policy
 
 
-# --- profiles ------------------------------------------------------------------------------
+def _is_ukob(profile: Profile) -> bool:
+    return set(UKOB_CRIT) <= set(profile.sign_crit)
 
 
-@dataclass(frozen=True)
-class CLIProfile:
-    """How ``sign`` builds and ``verify`` checks a detached JWS for one network."""
-
-    algorithms: frozenset[str]
-    b64: frozenset[bool] = frozenset({True, False})
-    default_b64: bool = True
-    #: ``sign``: list ``b64`` in ``crit`` when it is false (RFC 7797 §6).
-    b64_in_crit: bool = True
-    #: ``verify``: accept ``b64: false`` without ``crit`` (OCEN's reference code only).
-    b64_without_crit: bool = False
-    #: The payload is the canonical JSON of the parsed body (OpenG2P), not the raw bytes.
-    canonical: bool = False
-    kid_required: bool = False
-    #: ``verify``: a ``kid`` on both sides must match. OCEN finds the key by participant,
-    #: not by ``kid``, so it ignores it.
-    match_kid: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    crit: tuple[str, ...] = ()
+def _check_b64(profile: Profile, b64: bool | None) -> None:
+    if b64 is not None and b64 not in _policy(profile).b64:
+        raise UsageError(f"profile {profile.name} does not allow b64={str(b64).lower()}")
 
 
-PROFILES: Mapping[str, CLIProfile] = {
-    "jws": CLIProfile(ASYMMETRIC),
-    "ocen": CLIProfile(
-        frozenset({"RS256"}),
-        default_b64=False,
-        b64_in_crit=False,
-        b64_without_crit=True,
-        match_kid=False,
-    ),
-    "ukob": CLIProfile(
-        frozenset({"PS256"}),
-        kid_required=True,
-        extra={"typ": "JOSE", "cty": "application/json"},
-        crit=UKOB_CRIT,
-    ),
-    "openg2p": CLIProfile(
-        frozenset({"RS256"}), b64=frozenset({True}), canonical=True, extra={"typ": "JWT"}
-    ),
-}
+def _sign_profile(profile: Profile, args: argparse.Namespace, key: PrivateKey) -> Profile:
+    b64 = profile.sign_b64 if args.b64 is None else args.b64
+    alg = _sign_alg(profile, args.alg, key)
+    _check_b64(profile, b64)
+    if "kid" in _policy(profile).required and key.kid is None:
+        raise UsageError(f"profile {profile.name} needs a kid: --kid, or a JWK with a kid")
+    # BODY is all the CLI signs: an empty one is not replaced by the request path.
+    changes: dict[str, Any] = {"sign_alg": alg, "sign_b64": b64, "bodiless": "empty"}
+    if _is_ukob(profile):
+        if args.ukob_iss is None:
+            raise UsageError("profile ukob needs --ukob-iss")
+        members = ukob_header(args.ukob_iss, args.ukob_tan)
+        changes["sign_header"] = lambda msg, now: {**UKOB_MEDIA, **members(msg, now)}
+    return profile.replace(**changes)
 
 
-def _ukob_check(iss: str | None, tan: str, now: float) -> Callable[[Mapping[str, Any]], None]:
-    def check(header: Mapping[str, Any]) -> None:
-        # UK OB JWS profile: iat, iss and tan MUST be listed in crit.
-        if not set(UKOB_CRIT) <= set(header.get("crit", ())):
-            raise SignatureError("UK OB crit must list iat, iss and tan")
-        iat = header[UKOB_IAT]
-        if isinstance(iat, bool) or not isinstance(iat, int | float):
-            raise SignatureError("UK OB iat must be a number")
-        # UK OB JWS profile: iat MUST NOT be in the future (beyond clock skew).
-        if iat > now + UKOB_IAT_LEEWAY:
-            raise SignatureError("UK OB iat is in the future")
-        if not isinstance(header[UKOB_ISS], str) or (iss is not None and header[UKOB_ISS] != iss):
-            raise SignatureError("UK OB iss is not the expected party")
-        if header[UKOB_TAN] != tan:
-            raise SignatureError("UK OB tan is not the trusted anchor")
-
-    return check
+def _sign_alg(profile: Profile, requested: str | None, key: PrivateKey) -> str | None:
+    alg = requested
+    if alg is not None and alg not in profile.algorithms:
+        raise UsageError(f"algorithm {alg[:32]!r} is not allowed by this profile")
+    if alg is None and len(profile.algorithms) == 1:
+        (alg,) = profile.algorithms
+    if alg is not None and not key.allows(alg):
+        raise UsageError(f"the key cannot sign with {alg}")
+    if alg is None and not key.jose_algorithms & profile.algorithms:
+        raise UsageError("the key fits no algorithm of this profile")
+    return alg  # None: jws.build_header picks the key's preferred algorithm
 
 
-def _policy(
-    prof: CLIProfile, algs: frozenset[str], args: argparse.Namespace, now: float
-) -> jws.JWSPolicy:
-    checks = (_ukob_check(args.ukob_iss, args.ukob_tan, now),) if prof.crit else ()
-    return jws.JWSPolicy(
-        algorithms=algs,
-        understood_crit=frozenset({"b64", *prof.crit}),
-        b64=prof.b64 if args.b64 is None else prof.b64 & {args.b64},
-        b64_without_crit=prof.b64_without_crit,
-        required=frozenset(prof.crit) | ({"kid"} if prof.kid_required else frozenset()),
-        header_checks=checks,
-    )
+def _verify_profile(profile: Profile, args: argparse.Namespace) -> Profile:
+    algs = profile.algorithms & frozenset(args.alg or profile.algorithms)
+    if not algs or (args.alg and not set(args.alg) <= profile.algorithms):
+        raise UsageError(f"--alg must name algorithms of profile {profile.name}")
+    _check_b64(profile, args.b64)
+    policy = _policy(profile)
+    b64 = policy.b64 if args.b64 is None else frozenset({args.b64})
+    # The key comes from --key, not from a participant named by a token or the body.
+    changes: dict[str, Any] = {
+        "algorithms": algs,
+        "jws_policy": dataclasses.replace(policy, algorithms=algs, b64=b64),
+        "key_owner": None,
+        "bodiless": "empty",
+    }
+    if _is_ukob(profile):
+        iss = args.ukob_iss
+        required = policy.required | set(UKOB_CRIT)  # names the missing member, if one is
+        changes["jws_policy"] = dataclasses.replace(changes["jws_policy"], required=required)
+        changes["header_check"] = ukob_checks(
+            frozenset({args.ukob_tan}), lambda msg: iss, leeway=UKOB_IAT_LEEWAY
+        )
+    return profile.replace(**changes)
+
+
+class _KeyFile:
+    """The keys of one key file as a :class:`~wsgi_apisec.resolvers.KeyResolver`. A ``kid``
+    on both sides must match; a key without one (PEM cannot carry one) may still verify."""
+
+    def __init__(self, keys: list[PublicKey]) -> None:
+        self.keys = KeySet(keys)
+        self.unnamed = KeySet(k for k in keys if k.kid is None)
+
+    def resolve(self, query: KeyQuery) -> list[PublicKey]:
+        if query.kid is not None and not self.keys.candidates(query.kid, query.alg):
+            found = self.unnamed.candidates(None, query.alg)
+            if found:
+                return found
+        return select(self.keys, query)
+
+
+def _message(profile: Profile, body: bytes, signature: str | None = None) -> Message:
+    headers = Headers([(profile.header_names[0], signature)] if signature is not None else [])
+    return Message(method="POST", headers=headers, body=Body(body))
+
+
+def _check_json(profile: Profile, body: bytes) -> None:
+    """A body that must be canonicalised must be JSON: the reason goes out as it was found."""
+    if profile.payload == "canonical_json":
+        json_loads(body, "body")
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -315,87 +300,40 @@ def _thumbprint(args: argparse.Namespace, io: _IO) -> int:
 
 
 def _sign(args: argparse.Namespace, io: _IO) -> int:
-    prof = PROFILES[args.profile]
     with _config():
-        key = load_private_key(read_key_file(args.key), kid=args.kid)
-    alg = _sign_alg(prof, args.alg, key)
-    b64 = prof.default_b64 if args.b64 is None else args.b64
-    if b64 not in prof.b64:
-        raise UsageError(f"profile {args.profile} does not allow b64={str(b64).lower()}")
-    if prof.kid_required and key.kid is None:
-        raise UsageError(f"profile {args.profile} needs a kid: --kid, or a JWK with a kid")
-    extra = dict(prof.extra)
-    if prof.crit:
-        if args.ukob_iss is None:
-            raise UsageError("profile ukob needs --ukob-iss")
-        extra.update({UKOB_IAT: int(io.clock()), UKOB_ISS: args.ukob_iss, UKOB_TAN: args.ukob_tan})
+        key = load_private_key(read_key_file(args.key))
+    if args.kid is not None:
+        key = dataclasses.replace(key, kid=args.kid)
+    profile = _sign_profile(_detached_profiles()[args.profile], args, key)
     body = _read_body(args.body, io)
-    payload = canonical_json(json_loads(body, "body")) if prof.canonical else body
-    header = jws.build_header(
-        key, alg, b64=b64, b64_in_crit=prof.b64_in_crit, extra=extra, crit=prof.crit
-    )
-    io.stdout.write(jws.sign(key, payload, header) + "\n")
+    _check_json(profile, body)
+    ((_, signature),) = ResponseSigner(profile, key, clock=io.clock).sign(_message(profile, body))
+    io.stdout.write(signature + "\n")
     return 0
 
 
-def _sign_alg(prof: CLIProfile, requested: str | None, key: PrivateKey) -> str | None:
-    alg = requested
-    if alg is not None and alg not in prof.algorithms:
-        raise UsageError(f"algorithm {alg[:32]!r} is not allowed by this profile")
-    if alg is None and len(prof.algorithms) == 1:
-        (alg,) = prof.algorithms
-    if alg is not None and not key.allows(alg):
-        raise UsageError(f"the key cannot sign with {alg}")
-    if alg is None and not key.jose_algorithms & prof.algorithms:
-        raise UsageError("the key fits no algorithm of this profile")
-    return alg  # None: jws.build_header picks the key's preferred algorithm
-
-
 def _verify(args: argparse.Namespace, io: _IO) -> int:
-    prof = PROFILES[args.profile]
-    algs = prof.algorithms & frozenset(args.alg or prof.algorithms)
-    if not algs or (args.alg and not set(args.alg) <= prof.algorithms):
-        raise UsageError(f"--alg must name algorithms of profile {args.profile}")
-    if args.b64 is not None and args.b64 not in prof.b64:
-        raise UsageError(f"profile {args.profile} does not allow b64={str(args.b64).lower()}")
+    profile = _verify_profile(_detached_profiles()[args.profile], args)
     with _config():
         keys = load_public_keys(read_key_file(args.key))
     if args.signature == "-" and args.body == "-":
         raise UsageError("the signature and the body cannot both come from stdin")
     signature = _read_value(args.signature, io, jws.MAX_JWS_LENGTH)
     body = _read_body(args.body, io)
-    parsed = jws.parse_compact(signature)
-    jws.check_header(parsed, _policy(prof, algs, args, io.clock()))
-    payload = canonical_json(json_loads(body, "body")) if prof.canonical else body
-    error: APISecError | None = None
-    for key in _candidates(keys, parsed, prof.match_kid):
-        try:
-            result = jws.verify(parsed, key, payload)
-        except SignatureError as exc:
-            error = exc
-            continue
-        kid = f" kid={_word(result.kid)}" if result.kid is not None else ""
-        io.stdout.write(f"valid alg={result.alg}{kid}\n")
-        return 0
-    raise error or SignatureError("signature does not verify")
+    if not jws.parse_compact(signature).detached:
+        raise SignatureError("JWS carries a payload but a detached one was expected")
+    _check_json(profile, body)
+    message = _message(profile, body, signature.decode("ascii"))
+    result = RequestVerifier(profile, _KeyFile(keys), clock=io.clock).verify(message)
+    kid = f" kid={_word(result.kid)}" if result.kid is not None else ""
+    io.stdout.write(f"valid alg={result.alg}{kid}\n")
+    return 0
 
 
 def _word(value: str) -> str:
     """``value`` as one word on the output line, JSON-quoted when it is not one already."""
     plain = value.isprintable() and value and not any(c.isspace() for c in value)
     return value if plain else json.dumps(value)
-
-
-def _candidates(keys: list[PublicKey], parsed: jws.CompactJWS, match_kid: bool) -> list[PublicKey]:
-    usable = [k for k in keys if k.allows(parsed.alg)]
-    if match_kid and parsed.kid is not None:
-        # A kid on both sides must match; a key without one may still verify.
-        named = [k for k in usable if k.kid == parsed.kid]
-        usable = named or [k for k in usable if k.kid is None]
-    if not usable:
-        kid = f" with kid {parsed.kid[:64]!r}" if parsed.kid else ""
-        raise UnknownKey(f"no key{kid} for {parsed.alg}")
-    return usable
 
 
 def _inspect(args: argparse.Namespace, io: _IO) -> int:
@@ -462,7 +400,7 @@ def _add_jws_commands(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser, alg_action: str) -> None:
-    p.add_argument("--profile", choices=sorted(PROFILES), default="jws")
+    p.add_argument("--profile", choices=sorted(_detached_profiles()), default="jws")
     many = "allowed algorithm, repeatable" if alg_action == "append" else "algorithm"
     p.add_argument("--alg", action=alg_action, help=f"{many} (default: the profile's)")
     p.add_argument(

@@ -189,3 +189,20 @@ class ResponseSigningError(APISecError):
 
 class ResponseTooLarge(ResponseSigningError):
     code = "response.too_large"
+
+
+# --- replay stores -----------------------------------------------------------------------
+
+
+class ReplayStoreUnavailable(APISecError):
+    """The replay store cannot answer, so freshness cannot be proven: 503, never "fresh"."""
+
+    status = 503
+    error = "temporarily_unavailable"
+    code = "replay.unavailable"
+
+
+class ReplayStoreFull(ReplayStoreUnavailable):
+    """The memory store holds ``max_entries`` live keys and none may be dropped."""
+
+    code = "replay.store_full"

@@ -3,11 +3,14 @@
 A key knows which algorithms it may be used with (from its type, curve and size, narrowed by
 its JWK ``alg`` and by configuration). A verifier asks the key, never the message, so an RSA
 public key can never be used as an HMAC secret and an ES256 key never verifies ES384.
+JWK member encoding is in :mod:`wsgi_apisec.jwk`; :func:`load_public_keys` and
+:func:`load_private_key` read a key file in any of the accepted forms.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,16 +20,21 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from .algorithms import ALGORITHMS, JOSE_ALGORITHMS, MIN_RSA_BITS, SignKey, VerifyKey, equivalents
-from .encoding import b64url_decode, b64url_encode, json_dumps, json_object
+from .algorithms import ALGORITHMS, JOSE_ALGORITHMS, SignKey, VerifyKey, equivalents
+from .encoding import b64url_decode, b64url_encode, json_object
 from .errors import ConfigurationError, ParseError
-
-_CURVES: dict[str, type[ec.EllipticCurve]] = {
-    "P-256": ec.SECP256R1,
-    "P-384": ec.SECP384R1,
-    "P-521": ec.SECP521R1,
-}
-_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+from .jwk import (
+    CURVES,
+    MAX_RSA_BITS,
+    check_verify_use,
+    extra_members,
+    key_type,
+    private_from_jwk,
+    private_members,
+    public_from_jwk,
+    public_members,
+    thumbprint,
+)
 
 #: The algorithms a key of each shape may be used with, absent other limits.
 _DEFAULT_ALGS = {
@@ -51,36 +59,6 @@ _HTTPSIG_ALGS = {
 def x5t_s256(cert_der: bytes) -> str:
     """RFC 8705 §3.1 ``x5t#S256``: base64url SHA-256 of the DER certificate."""
     return b64url_encode(hashlib.sha256(cert_der).digest())
-
-
-def _int_b64(value: int, length: int | None = None) -> str:
-    size = length or max(1, (value.bit_length() + 7) // 8)
-    return b64url_encode(value.to_bytes(size, "big"))
-
-
-def _b64_int(jwk: Mapping[str, Any], name: str) -> int:
-    value = jwk.get(name)
-    if not isinstance(value, str) or not value:
-        raise ParseError(f"JWK member {name!r} is missing")
-    return int.from_bytes(b64url_decode(value, f"JWK {name!r}"), "big")
-
-
-def _shape(key: Any) -> tuple[str, str]:
-    """(kty, shape) where shape selects the default algorithms."""
-    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise ConfigurationError(f"RSA keys must be at least {MIN_RSA_BITS} bits")
-        return "RSA", "RSA"
-    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
-        crv = _CURVE_NAMES.get(key.curve.name)
-        if crv is None:
-            raise ConfigurationError(f"curve {key.curve.name} is not supported")
-        return "EC", crv
-    if isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey):
-        return "OKP", "Ed25519"
-    if isinstance(key, bytes):
-        return "oct", "oct"
-    raise ConfigurationError(f"unsupported key type {type(key).__name__}")
 
 
 def _names(value: object) -> set[str]:
@@ -124,8 +102,7 @@ class _Key:
 
     def thumbprint(self) -> str:
         """RFC 7638 §3: SHA-256 over the required members, sorted, no whitespace."""
-        members = self._public_members()
-        return b64url_encode(hashlib.sha256(json_dumps(dict(sorted(members.items())))).digest())
+        return thumbprint(self._public_members())
 
     @property
     def x5t_s256(self) -> str | None:
@@ -134,15 +111,7 @@ class _Key:
         return x5t_s256(self.certificate.public_bytes(serialization.Encoding.DER))
 
     def _jwk_extras(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"use": "sig"}
-        if self.kid is not None:
-            extra["kid"] = self.kid
-        jose = self.jose_algorithms
-        if len(jose) == 1:
-            extra["alg"] = next(iter(jose))
-        elif jose == {"EdDSA", "Ed25519"}:
-            extra["alg"] = "EdDSA"  # the name FAPI 2.0 peers expect; RFC 9864 calls it Ed25519
-        return extra
+        return extra_members(self.kid, self.jose_algorithms)
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +130,7 @@ class PublicKey(_Key):
         certificate: x509.Certificate | None = None,
         jwk_alg: object = None,
     ) -> PublicKey:
-        kty, shape = _shape(key)
+        kty, shape = key_type(key)
         algs = _bind_algorithms(shape, jwk_alg, algorithms)
         return cls(kid=kid, kty=kty, algorithms=algs, certificate=certificate, key=key)
 
@@ -219,7 +188,7 @@ class PublicKey(_Key):
         kid = obj.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise ParseError("JWK kid must be a string")
-        _check_verify_use(obj)
+        check_verify_use(obj)
         if obj.get("kty") == "oct":
             if not allow_symmetric:
                 raise ConfigurationError("symmetric JWKs are only accepted when configured")
@@ -228,11 +197,11 @@ class PublicKey(_Key):
             # Without a JWK "alg" the key serves every JOSE HS*; with one, that one only.
             default = _DEFAULT_ALGS["oct"] if jwk_alg is None else None
             return cls.from_key(secret, kid=kid, algorithms=algorithms or default, jwk_alg=jwk_alg)
-        key = _jwk_public(obj)
+        key = public_from_jwk(obj)
         return cls.from_key(key, kid=kid, algorithms=algorithms, jwk_alg=obj.get("alg"))
 
     def _public_members(self) -> dict[str, str]:
-        return _members(self.key)
+        return public_members(self.key)
 
     def to_jwk(self) -> dict[str, Any]:
         if isinstance(self.key, bytes):
@@ -256,7 +225,7 @@ class PrivateKey(_Key):
         certificate: x509.Certificate | None = None,
         jwk_alg: object = None,
     ) -> PrivateKey:
-        kty, shape = _shape(key)
+        kty, shape = key_type(key)
         algs = _bind_algorithms(shape, jwk_alg, algorithms)
         return cls(kid=kid, kty=kty, algorithms=algs, certificate=certificate, key=key)
 
@@ -268,14 +237,14 @@ class PrivateKey(_Key):
             raise ConfigurationError(f"unknown algorithm {alg!r}")
         family = ALGORITHMS[alg]
         if family.kty == "RSA":
+            if rsa_bits > MAX_RSA_BITS:
+                raise ConfigurationError(f"RSA keys must be at most {MAX_RSA_BITS} bits")
             key = rsa.generate_private_key(public_exponent=65537, key_size=max(rsa_bits, 2048))
         elif family.kty == "EC":
-            key = ec.generate_private_key(_CURVES[str(family.crv)]())
+            key = ec.generate_private_key(CURVES[str(family.crv)]())
         elif family.kty == "OKP":
             key = ed25519.Ed25519PrivateKey.generate()
         else:
-            import secrets
-
             key = secrets.token_bytes(64)
         return cls.from_key(key, kid=kid, algorithms=[alg])
 
@@ -310,7 +279,7 @@ class PrivateKey(_Key):
             secret = b64url_decode(str(obj.get("k", "")), "JWK 'k'")
             return cls.from_key(secret, kid=kid, algorithms=algorithms or _DEFAULT_ALGS["oct"])
         return cls.from_key(
-            _jwk_private(obj), kid=kid, algorithms=algorithms, jwk_alg=obj.get("alg")
+            private_from_jwk(obj), kid=kid, algorithms=algorithms, jwk_alg=obj.get("alg")
         )
 
     def public_key(self) -> PublicKey:
@@ -329,7 +298,7 @@ class PrivateKey(_Key):
     def to_jwk(self, private: bool = False) -> dict[str, Any]:
         if not private:
             return self.public_key().to_jwk()
-        return {**_private_members(self.key), **self._jwk_extras()}
+        return {**private_members(self.key), **self._jwk_extras()}
 
     def to_pem(self) -> bytes:
         if isinstance(self.key, bytes):
@@ -396,116 +365,43 @@ class KeySet:
         return {"keys": [k.to_jwk() for k in self.keys if not isinstance(k.key, bytes)]}
 
 
-# --- JWK member encoding (RFC 7518 §6) ----------------------------------------------------
-
-
-def _check_verify_use(jwk: Mapping[str, Any]) -> None:
-    """RFC 7517 §4.2/§4.3: a key marked for encryption, or whose ``key_ops`` omit
-    ``verify``, must not verify signatures (stops cross-purpose key reuse)."""
-    use, ops = jwk.get("use"), jwk.get("key_ops")
-    if use is not None and use != "sig":
-        raise ConfigurationError(f"JWK use {str(use)[:16]!r} is not 'sig'")
-    if ops is not None:
-        if not isinstance(ops, list) or not all(isinstance(op, str) for op in ops):
-            raise ParseError("JWK key_ops must be an array of strings")
-        if "verify" not in ops:
-            raise ConfigurationError("JWK key_ops does not include 'verify'")
-
-
 def _verify_key(key: Any) -> VerifyKey:
     if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         return key
     raise ConfigurationError(f"unsupported public key {type(key).__name__}")
 
 
-def _members(key: VerifyKey) -> dict[str, str]:
-    if isinstance(key, rsa.RSAPublicKey):
-        nums = key.public_numbers()
-        return {"e": _int_b64(nums.e), "kty": "RSA", "n": _int_b64(nums.n)}
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        crv = _CURVE_NAMES[key.curve.name]
-        size = (key.curve.key_size + 7) // 8
-        pn = key.public_numbers()
-        return {"crv": crv, "kty": "EC", "x": _int_b64(pn.x, size), "y": _int_b64(pn.y, size)}
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw)}
-    raise ConfigurationError("a shared secret has no public members")
+# --- key files ------------------------------------------------------------------------------
 
 
-def _private_members(key: SignKey) -> dict[str, str]:
-    if isinstance(key, bytes):
-        return {"kty": "oct", "k": b64url_encode(key)}
-    out = _members(key.public_key())
-    if isinstance(key, rsa.RSAPrivateKey):
-        n = key.private_numbers()
-        out.update(
-            d=_int_b64(n.d),
-            p=_int_b64(n.p),
-            q=_int_b64(n.q),
-            dp=_int_b64(n.dmp1),
-            dq=_int_b64(n.dmq1),
-            qi=_int_b64(n.iqmp),
-        )
-    elif isinstance(key, ec.EllipticCurvePrivateKey):
-        size = (key.curve.key_size + 7) // 8
-        out["d"] = _int_b64(key.private_numbers().private_value, size)
-    else:
-        raw = key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        out["d"] = b64url_encode(raw)
-    return out
+def _is_pem(data: bytes) -> bool:
+    return data.lstrip().startswith(b"-----BEGIN ")
 
 
-def _fixed(jwk: Mapping[str, Any], name: str, size: int) -> bytes:
-    raw = b64url_decode(str(jwk.get(name, "")), f"JWK {name!r}")
-    if len(raw) != size:  # RFC 7518 §6.2.1.2: full-length coordinates
-        raise ParseError(f"JWK {name!r} must be {size} bytes")
-    return raw
+def load_public_keys(data: bytes) -> list[PublicKey]:
+    """Verification keys from a key file: PEM (public key, certificate, or a private key's
+    public half), a JWK (public or private) or a JWKS. Shared secrets are refused."""
+    if _is_pem(data):
+        return [PublicKey.from_pem(data)]
+    obj = json_object(data, "key file")
+    if "keys" in obj:
+        keys = list(KeySet.from_jwks(obj))
+        if not keys:
+            raise ConfigurationError("the JWKS holds no usable signing key")
+        return keys
+    if "d" in obj and obj.get("kty") != "oct":
+        return [PrivateKey.from_jwk(obj).public_key()]
+    return [PublicKey.from_jwk(obj)]
 
 
-def _jwk_public(jwk: Mapping[str, Any]) -> VerifyKey:
-    kty = jwk.get("kty")
-    try:
-        if kty == "RSA":
-            e, n = _b64_int(jwk, "e"), _b64_int(jwk, "n")
-            if e < 3 or e % 2 == 0:
-                raise ParseError("RSA exponent is not valid")
-            return rsa.RSAPublicNumbers(e, n).public_key()
-        if kty == "EC":
-            crv = jwk.get("crv")
-            if not isinstance(crv, str) or crv not in _CURVES:
-                raise ParseError(f"EC curve {str(crv)[:16]!r} is not supported")
-            curve = _CURVES[str(crv)]()
-            size = (curve.key_size + 7) // 8
-            x = int.from_bytes(_fixed(jwk, "x", size), "big")
-            y = int.from_bytes(_fixed(jwk, "y", size), "big")
-            return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
-        if kty == "OKP" and jwk.get("crv") == "Ed25519":
-            return ed25519.Ed25519PublicKey.from_public_bytes(_fixed(jwk, "x", 32))
-    except (ValueError, UnsupportedAlgorithm) as exc:  # e.g. a point not on the curve
-        raise ParseError(f"JWK is not a valid {kty} key: {exc}") from exc
-    raise ParseError(f"JWK key type {str(kty)[:16]!r} is not supported")
-
-
-def _jwk_private(jwk: Mapping[str, Any]) -> SignKey:
-    pub = _jwk_public(jwk)
-    try:
-        if isinstance(pub, rsa.RSAPublicKey):
-            d = _b64_int(jwk, "d")
-            pn = pub.public_numbers()
-            if "p" in jwk and "q" in jwk:
-                p, q = _b64_int(jwk, "p"), _b64_int(jwk, "q")
-            else:
-                p, q = rsa.rsa_recover_prime_factors(pn.n, pn.e, d)
-            return rsa.RSAPrivateNumbers(
-                p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), pn
-            ).private_key()
-        if isinstance(pub, ec.EllipticCurvePublicKey):
-            return ec.derive_private_key(_b64_int(jwk, "d"), pub.curve)
-        return ed25519.Ed25519PrivateKey.from_private_bytes(_fixed(jwk, "d", 32))
-    except ValueError as exc:
-        raise ParseError(f"JWK private key is not valid: {exc}") from exc
+def load_private_key(data: bytes) -> PrivateKey:
+    """A signing key from a key file: PEM (PKCS#8, PKCS#1, SEC1) or a private JWK. Shared
+    secrets are refused."""
+    if _is_pem(data):
+        return PrivateKey.from_pem(data)
+    obj = json_object(data, "key file")
+    if obj.get("kty") == "oct":
+        raise ConfigurationError("symmetric keys are not accepted here")
+    if "d" not in obj:
+        raise ConfigurationError("the JWK holds no private key")
+    return PrivateKey.from_jwk(obj)

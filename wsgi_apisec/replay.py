@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from .errors import APISecError, ConfigurationError
+from .errors import ConfigurationError, ReplayStoreFull, ReplayStoreUnavailable
 
 __all__ = [
     "MemoryReplayStore",
@@ -46,20 +46,6 @@ class ReplayStore(Protocol):
         """Remember `key` for `ttl` seconds. Atomic, first writer wins: True if the key was new
         (the message is fresh), False if it was already present and not yet expired (a replay)."""
         ...
-
-
-class ReplayStoreUnavailable(APISecError):
-    """The replay store cannot answer, so freshness cannot be proven: 503, never "fresh"."""
-
-    status = 503
-    error = "temporarily_unavailable"
-    code = "replay.unavailable"
-
-
-class ReplayStoreFull(ReplayStoreUnavailable):
-    """The memory store holds ``max_entries`` live keys and none may be dropped."""
-
-    code = "replay.store_full"
 
 
 def _digest(key: str) -> bytes:
