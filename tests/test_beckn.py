@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgi_apisec import profiles
 from wsgi_apisec.beckn import body_digest, parse_header, signing_string
@@ -176,3 +178,36 @@ def test_parse_header_strips_scheme() -> None:
         'headers="(created) (expires) digest",signature="AA=="'
     )
     assert params["keyId"] == "s|k|ed25519" and params["created"] == "1"
+
+
+# --- property tests: the header parser never fails with anything but APISecError ---------
+
+_PARAM_NAMES = st.sampled_from(
+    ["keyId", "algorithm", "created", "expires", "headers", "signature", "x"]
+)
+_VALUES = st.text(alphabet=st.characters(codec="ascii"), max_size=40)
+_HEADERS = st.lists(st.tuples(_PARAM_NAMES, _VALUES), max_size=8).map(
+    lambda pairs: ",".join(f'{name}="{value}"' for name, value in pairs)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), _HEADERS, _HEADERS.map(lambda h: "Signature " + h)))
+def test_parse_header_yields_params_or_apisec_error(value: str) -> None:
+    try:
+        params = parse_header(value)
+    except APISecError as exc:
+        assert exc.status == 400
+    else:
+        assert {"keyId", "algorithm", "created", "expires", "headers", "signature"} <= params.keys()
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(st.text(max_size=200), _HEADERS), body=st.binary(max_size=64))
+def test_verify_never_raises_anything_but_apisec_error(
+    key: PrivateKey, value: str, body: bytes
+) -> None:
+    msg = Message("POST", "https://m/", Headers([("Signature", value)]), Body(body))
+    with pytest.raises(APISecError) as err:
+        verifier(key).verify(msg)
+    assert 400 <= err.value.status < 500
