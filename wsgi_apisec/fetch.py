@@ -172,15 +172,8 @@ class _HTTPConnection(http.client.HTTPConnection):
             self._deadline.watch(self.sock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, /, *, deadline: _Deadline | None = None, **kw: Any) -> None:
-        super().__init__(host, **kw)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        super().connect()
-        if self._deadline is not None:
-            self._deadline.watch(self.sock)
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
+    """The same deadline over TLS (the MRO puts the TLS ``connect`` under ours)."""
 
 
 class _Handler(urllib.request.AbstractHTTPHandler):
