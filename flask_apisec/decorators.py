@@ -100,11 +100,12 @@ def _check_token(requirement: TokenRequirement) -> None:
         )
     # Defence in depth: the middleware checked these already, with the same function.
     require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
-    binding = environ.get(ENV_BINDING)
-    cert = isinstance(binding, Binding) and binding.x5t_s256 is not None
-    dpop = isinstance(binding, Binding) and binding.dpop is not None
-    if (requirement.cert_bound and not cert) or (requirement.dpop and not dpop):
-        raise _not_installed(f"{_where()}: the token binding was not checked")
+    if requirement.cert_bound or requirement.dpop:
+        binding = environ.get(ENV_BINDING)
+        cert = isinstance(binding, Binding) and binding.x5t_s256 is not None
+        dpop = isinstance(binding, Binding) and binding.dpop is not None
+        if (requirement.cert_bound and not cert) or (requirement.dpop and not dpop):
+            raise _not_installed(f"{_where()}: the token binding was not checked")
 
 
 def _explain() -> None:
@@ -202,7 +203,8 @@ class Decorators:
         )
 
         def decorate(fn: F) -> F:
-            return _wrap(fn, lambda: _check_token(requirement), _BEARER_ATTR, requirement)
+            check = functools.partial(_check_token, requirement)
+            return _wrap(fn, check, _BEARER_ATTR, requirement)
 
         return decorate(view) if view is not None else decorate
 
@@ -226,7 +228,8 @@ class Decorators:
         requirement = SignatureRequirement(profile)
 
         def decorate(fn: F) -> F:
-            return _wrap(fn, lambda: _check_signature(requirement), _SIGNATURE_ATTR, requirement)
+            check = functools.partial(_check_signature, requirement)
+            return _wrap(fn, check, _SIGNATURE_ATTR, requirement)
 
         return decorate(view) if view is not None else decorate
 

@@ -10,6 +10,7 @@ requirements costs one URL-map lookup.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -52,6 +53,8 @@ LOG = logging.getLogger("flask_apisec")
 #: RFC 4122 §3 string form (FAPI 1.0 Baseline §6.2.1-11 asks for an RFC 4122 UUID).
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _FAPI_HEADER = "x-fapi-interaction-id"
+#: Paths longer than this are routed on every request rather than kept in the LRU.
+MAX_CACHED_PATH = 512
 
 
 @dataclass(eq=False)
@@ -90,27 +93,42 @@ class ViewRules:
     the :class:`Rule` of the view Flask will dispatch to, ``None`` when Flask will answer
     404 / 405 / a redirect / an automatic ``OPTIONS`` itself, or the view needs nothing.
 
-    Rules are built once per endpoint and cached. Flask must route on the path alone: with
-    host or subdomain matching the middleware could not know which view answers, so that is
-    a :class:`ConfigurationError` rather than a request that slips past its checks.
+    Rules are built once per endpoint, and once the app has served its first request the
+    answer for each ``(method, path)`` is kept in a bounded LRU (``cache_size`` entries;
+    paths longer than :data:`MAX_CACHED_PATH` are routed every time), so the token and
+    signature layers asking about the same request, and later requests for the same
+    resource, cost one lookup. That is sound because the answer depends on nothing else:
+    from then on Flask refuses new routes, and routing ignores the host (see below). While
+    the app may still change its routes (before the first request, or after ``app.run``
+    returns) nothing is cached, and the LRU starts empty when serving starts again. An error
+    (a view that cannot be served) is never cached: every request for it fails the same way.
+
+    Flask must route on the path alone: with host or subdomain matching the middleware could
+    not know which view answers, so that is a :class:`ConfigurationError` rather than a
+    request that slips past its checks.
     """
 
-    def __init__(self, app: Flask, state: APISecState) -> None:
+    def __init__(self, app: Flask, state: APISecState, *, cache_size: int = 1024) -> None:
         self.app = app
         self.state = state
         self._cache: dict[str, Rule | None] = {}
         self._lock = threading.Lock()
-        self._last = threading.local()
         self._routing_checked = False
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._lookup)
+        self._serving = False
 
     def __call__(self, method: str, path: str) -> Rule | None:
-        # Both layers ask about the same request in turn, on the same thread.
-        last: tuple[tuple[str, str], Rule | None] | None = getattr(self._last, "hit", None)
-        if last is not None and last[0] == (method, path):
-            return last[1]
-        rule = self._lookup(method, path)
-        self._last.hit = ((method, path), rule)
-        return rule
+        # Flask's own flag for "routes are final" (private; if it ever goes, nothing is
+        # cached rather than something stale).
+        if not getattr(self.app, "_got_first_request", False):
+            self._serving = False
+            return self._lookup(method, path)
+        if not self._serving:
+            self._cached.cache_clear()  # routes may have changed while the app was not serving
+            self._serving = True
+        if len(path) > MAX_CACHED_PATH:
+            return self._lookup(method, path)
+        return self._cached(method, path)
 
     def _lookup(self, method: str, path: str) -> Rule | None:
         if not self._routing_checked:

@@ -51,6 +51,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = "application/x-www-form-urlencoded"
 MAX_DESCRIPTION = 200
 _MAX_FIELDS = 1000
+#: The binding of a bearer token without ``cnf``: nothing tied it to the request.
+_UNBOUND = Binding()
 
 
 def extract_token(
@@ -62,28 +64,27 @@ def extract_token(
     A query ``access_token`` is refused (400) unless ``allow_query``; a form body is only
     looked at with ``allow_form`` (otherwise it belongs to the application).
     """
-    found: list[tuple[str, str]] = []
     header = _from_header(message)
-    if header is not None:
-        found.append(header)
-    if allow_form:
-        found += [("Bearer", t) for t in _from_form(message)]
-    query = _params(message.query, "URI query")
+    form = _from_form(message) if allow_form else []
+    query_string = message.query
+    query = _params(query_string, "URI query") if query_string else []
     if query and not allow_query:
         raise InvalidRequest("access tokens are not accepted in the URI query")
-    found += [("Bearer", t) for t in query]
     # RFC 6750 §2: clients MUST NOT use more than one method per request.
-    if len(found) > 1:
+    if (header is not None) + len(form) + len(query) > 1:
         raise InvalidRequest("the request carries more than one access token")
-    return found[0] if found else None
+    if header is not None:
+        return header
+    found = form or query
+    return ("Bearer", found[0]) if found else None
 
 
 def _from_header(message: Message) -> tuple[str, str] | None:
     values = message.headers.get_all("Authorization")
-    if len(values) > 1:
-        raise InvalidRequest("the request has more than one Authorization header")
     if not values:
         return None
+    if len(values) > 1:
+        raise InvalidRequest("the request has more than one Authorization header")
     scheme, _, rest = values[0].strip(" \t").partition(" ")
     canonical = _SCHEMES.get(scheme.lower())  # RFC 9110 §11.1: schemes are case-insensitive
     if canonical is None:
@@ -171,10 +172,11 @@ def require_scopes(
 ) -> None:
     """Every scope of ``scopes`` and, when given, at least one of ``any_of``; else
     :class:`InsufficientScope` (403) whose challenge names what the resource needs."""
-    required, alternatives = list(scopes), list(any_of)
-    missing = [s for s in required if s not in token.scopes]
-    if not missing and (not alternatives or token.has_any_scope(alternatives)):
+    required, alternatives = tuple(scopes), tuple(any_of)
+    granted = token.scopes
+    if granted.issuperset(required) and (not alternatives or not granted.isdisjoint(alternatives)):
         return
+    missing = [s for s in required if s not in granted]
     needed = " ".join(dict.fromkeys(required + alternatives))
     if missing:
         description = "the token lacks the scope " + " ".join(missing)
@@ -226,14 +228,18 @@ class TokenGuard:
         scheme, raw = found
         try:
             token = self.validator.validate(raw, scheme=scheme)
-            self._check_confirmation(token, requirement)
-            binding = check_binding(
-                token,
-                message,
-                require_bound=self.require_bound,
-                dpop_verifier=self.dpop_verifier,
-                cert_source=self.cert_source,
-            )
+            wants_bound = self.require_bound or requirement.cert_bound or requirement.dpop
+            if token.cnf is None and token.scheme == "Bearer" and not wants_bound:
+                binding = _UNBOUND  # check_binding's answer: it has nothing to check
+            else:
+                self._check_confirmation(token, requirement)
+                binding = check_binding(
+                    token,
+                    message,
+                    require_bound=self.require_bound,
+                    dpop_verifier=self.dpop_verifier,
+                    cert_source=self.cert_source,
+                )
             require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
         except (InvalidToken, InsufficientScope) as err:
             if scheme == "DPoP":

@@ -18,6 +18,7 @@ from .errors import ConfigurationError, InvalidToken
 
 #: 9999-12-31T23:59:59Z: later NumericDates are refused as nonsense.
 MAX_NUMERIC_DATE = 253402300799
+_EMPTY = frozenset({""})
 
 
 def _invalid(
@@ -49,15 +50,20 @@ def scopes_of(claims: Mapping[str, Any], *, accept_scp: bool = False) -> frozens
         value = claims["scope"]
         if not isinstance(value, str):
             raise _invalid("the 'scope' claim must be a space-separated string")
-        return frozenset(s for s in value.split(" ") if s)
+        return _split_scopes(value)
     if accept_scp and "scp" in claims:
         value = claims["scp"]
         if isinstance(value, str):
-            return frozenset(s for s in value.split(" ") if s)
+            return _split_scopes(value)
         if isinstance(value, list) and all(isinstance(s, str) for s in value):
             return frozenset(s for s in value if s)
         raise _invalid("the 'scp' claim must be a string or an array of strings")
     return frozenset()
+
+
+def _split_scopes(value: str) -> frozenset[str]:
+    scopes = frozenset(value.split(" "))
+    return scopes - _EMPTY if "" in scopes else scopes
 
 
 def audience_of(claims: Mapping[str, Any]) -> tuple[str, ...]:
@@ -104,7 +110,7 @@ class TimeWindow:
 
     def check(self, now: float) -> None:
         # RFC 7519 §4.1.4: MUST NOT be accepted on or after exp (plus a small leeway).
-        if now >= self.expires:
+        if self.exp is not None and now >= self.exp + self.leeway:
             raise _invalid("the token has expired", "token.expired")
         # RFC 7519 §4.1.5: MUST NOT be accepted before nbf.
         if self.nbf is not None and now + self.leeway < self.nbf:

@@ -38,6 +38,7 @@ the proxy's address, which is what :class:`~wsgi_apisec.certs.ClientCertSource` 
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import tempfile
@@ -59,6 +60,8 @@ __all__ = [
     "ENV_SIGNATURE",
     "ENV_TOKEN",
     "ENV_TRANSFER_ENCODING",
+    "EnvironHeaders",
+    "EnvironRequest",
     "Spool",
     "client_cert",
     "hand_body_to_app",
@@ -229,13 +232,17 @@ def _wsgi_bytes(value: str) -> bytes:
 
 def route_path(environ: WSGIEnvironment) -> str:
     """``PATH_INFO`` as the app routes on it (decoded, UTF-8)."""
-    return _wsgi_bytes(str(environ.get("PATH_INFO", ""))).decode("utf-8", "replace") or "/"
+    path = str(environ.get("PATH_INFO", ""))
+    if path.isascii():  # latin-1 -> UTF-8 leaves ASCII as it is
+        return path or "/"
+    return _wsgi_bytes(path).decode("utf-8", "replace") or "/"
 
 
 def _path_query(environ: WSGIEnvironment) -> str:
     """Path and query as sent: the raw request-target when the server gives one that agrees
     with ``SCRIPT_NAME + PATH_INFO`` and ``QUERY_STRING``, else those re-quoted."""
-    path = _wsgi_bytes(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")))
+    text = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    path = _wsgi_bytes(text)
     query = str(environ.get("QUERY_STRING", ""))
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if isinstance(raw, str) and raw:
@@ -244,7 +251,9 @@ def _path_query(environ: WSGIEnvironment) -> str:
         raw_path, _, raw_query = target.partition("?")
         # A middleware (ProxyFix x_prefix, a dispatcher) may have moved SCRIPT_NAME: then
         # the raw target no longer names what the app serves, and the rebuilt one is used.
-        if unquote_to_bytes(_wsgi_bytes(raw_path)) == path and raw_query == query:
+        # Without a "%", the raw path decodes to itself: the same text agrees.
+        plain = "%" not in raw_path and raw_path == text
+        if raw_query == query and (plain or unquote_to_bytes(_wsgi_bytes(raw_path)) == path):
             return target
     rebuilt = quote(path, safe=_PATH_SAFE) or "/"
     return rebuilt + (f"?{query}" if query else "")
@@ -277,6 +286,61 @@ def request_headers(environ: WSGIEnvironment) -> Headers:
     return Headers(items)
 
 
+_BODY_HEADERS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+_BODY_VARIABLES = frozenset(_BODY_HEADERS.values())
+
+
+@functools.lru_cache(maxsize=256)
+def _environ_key(name: str) -> str | None:
+    """The environ variable of header field ``name`` in :func:`request_headers`' reading,
+    ``None`` for a name that reading never produces."""
+    name = name.lower()
+    if name in _BODY_HEADERS:
+        return _BODY_HEADERS[name]
+    # request_headers() writes every "_" as "-": a name with "_" is never present.
+    if "_" in name or not name.isascii():
+        return None
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
+class EnvironHeaders(Headers):
+    """The fields of :func:`request_headers`, read from the environ when asked for.
+
+    A check that needs one or two fields (``Authorization``, ``DPoP``) does not pay for
+    copying every ``HTTP_*`` variable. It is a *live* view: use it only while nothing
+    changes the environ (within one check, before the app runs). PEP 3333 variable names
+    are upper case, which is what a name is turned into.
+    """
+
+    __slots__ = ("_all", "_environ")
+
+    def __init__(self, environ: WSGIEnvironment) -> None:  # no super(): nothing to copy yet
+        self._environ = environ
+        self._all: Headers | None = None
+
+    def get_all(self, name: str) -> list[str]:
+        key = _environ_key(name)
+        value = None if key is None else self._environ.get(key)
+        if value is None or (key in _BODY_VARIABLES and not str(value).strip()):
+            return []
+        return [str(value)]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self.get_all(name)
+        return values[0] if values else default
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and bool(self.get_all(name))
+
+    def items(self) -> list[tuple[str, str]]:
+        if self._all is None:
+            self._all = request_headers(self._environ)
+        return self._all.items()
+
+    def __repr__(self) -> str:
+        return f"EnvironHeaders({self.items()!r})"
+
+
 def client_cert(environ: WSGIEnvironment) -> bytes | None:
     """The DER client certificate the TLS layer authenticated, or ``None``."""
     pem = environ.get("SSL_CLIENT_CERT")
@@ -296,12 +360,10 @@ def client_cert(environ: WSGIEnvironment) -> bytes | None:
     return None
 
 
-def message_from_environ(environ: WSGIEnvironment, body: Body = Body.EMPTY) -> Message:
-    """The sans-IO request: method, target URI, headers, body, peer, and what earlier layers
-    established (``wsgi_apisec.context``, ``wsgi_apisec.token``, the TLS client cert)."""
+def _context(environ: WSGIEnvironment) -> dict[str, Any]:
     context: dict[str, Any] = {}
     extra = environ.get(ENV_CONTEXT)
-    if isinstance(extra, Mapping):
+    if extra is not None and isinstance(extra, Mapping):
         context.update(extra)
     token = environ.get(ENV_TOKEN)
     if token is not None:
@@ -309,6 +371,12 @@ def message_from_environ(environ: WSGIEnvironment, body: Body = Body.EMPTY) -> M
     cert = client_cert(environ)
     if cert is not None:
         context["tls_client_cert"] = cert
+    return context
+
+
+def message_from_environ(environ: WSGIEnvironment, body: Body = Body.EMPTY) -> Message:
+    """The sans-IO request: method, target URI, headers, body, peer, and what earlier layers
+    established (``wsgi_apisec.context``, ``wsgi_apisec.token``, the TLS client cert)."""
     remote = environ.get("REMOTE_ADDR")
     return Message(
         method=str(environ.get("REQUEST_METHOD", "GET")),
@@ -316,5 +384,61 @@ def message_from_environ(environ: WSGIEnvironment, body: Body = Body.EMPTY) -> M
         headers=request_headers(environ),
         body=body,
         remote_addr=str(remote) if remote else None,
-        context=context,
+        context=_context(environ),
     )
+
+
+class EnvironRequest(Message):
+    """The request of :func:`message_from_environ`, read from the environ as it is used:
+    :class:`EnvironHeaders`, and the target URI and the context on first use (then kept).
+
+    For a check that is over before anything changes the environ: the token check, which
+    for most requests needs the ``Authorization`` field and the query only. The query is
+    ``QUERY_STRING``, the one the app will parse (Werkzeug's ``request.args``), which is also
+    the query of the target URI for any well-formed request. Built with
+    :meth:`from_environ`; any part may be assigned (``dataclasses.replace`` works).
+    """
+
+    @property
+    def query(self) -> str:
+        environ = self.__dict__.get("_environ")
+        if environ is None or "_target_uri_set" in self.__dict__:
+            return super().query  # a target URI was given: its query
+        return str(environ.get("QUERY_STRING", ""))
+
+    @classmethod
+    def from_environ(cls, environ: WSGIEnvironment, body: Body = Body.EMPTY) -> EnvironRequest:
+        request = cls.__new__(cls)
+        remote = environ.get("REMOTE_ADDR")
+        request.__dict__.update(
+            _environ=environ,
+            method=str(environ.get("REQUEST_METHOD", "GET")),
+            headers=EnvironHeaders(environ),
+            body=body,
+            status=None,
+            request=None,
+            remote_addr=str(remote) if remote else None,
+        )
+        return request
+
+    @property
+    def target_uri(self) -> str:
+        found: str | None = self.__dict__.get("_target_uri")
+        if found is None:
+            found = self.__dict__["_target_uri"] = target_uri(self.__dict__["_environ"])
+        return found
+
+    @target_uri.setter
+    def target_uri(self, value: str) -> None:
+        self.__dict__["_target_uri"] = self.__dict__["_target_uri_set"] = value
+
+    @property
+    def context(self) -> dict[str, Any]:
+        found: dict[str, Any] | None = self.__dict__.get("_context")
+        if found is None:
+            found = self.__dict__["_context"] = _context(self.__dict__["_environ"])
+        return found
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self.__dict__["_context"] = value

@@ -26,6 +26,7 @@ from .environ import (
     ENV_BINDING,
     ENV_SIGNATURE,
     ENV_TOKEN,
+    EnvironRequest,
     hand_body_to_app,
     message_from_environ,
     read_body,
@@ -248,8 +249,9 @@ class TokenMiddleware:
         environ.pop(ENV_BINDING, None)
         body = None
         try:
-            body = self._form_body(environ)
-            request = message_from_environ(environ, Body.EMPTY if body is None else body)
+            if self.guard.allow_form:
+                body = self._form_body(environ)
+            request = EnvironRequest.from_environ(environ, Body.EMPTY if body is None else body)
             found = self.guard.authorize(request, requirement)
         except BaseException as exc:
             if body is not None:
@@ -270,10 +272,9 @@ class TokenMiddleware:
             raise
 
     def _form_body(self, environ: WSGIEnvironment) -> Body | None:
-        """The body, read only when it may carry the token (RFC 6750 §2.2, when allowed)."""
+        """The body, read only when it may carry the token (RFC 6750 §2.2)."""
         method = str(environ.get("REQUEST_METHOD", "GET"))
-        content_type = str(environ.get("CONTENT_TYPE") or "")
-        if not (self.guard.allow_form and may_carry_form_token(method, content_type)):
+        if not may_carry_form_token(method, str(environ.get("CONTENT_TYPE") or "")):
             return None
         return read_body(environ, max_bytes=self.max_body, spool_threshold=self.spool_threshold)
 

@@ -11,6 +11,7 @@ the :class:`AccessToken` this module returns.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from . import jws
 from .algorithms import JOSE_ALGORITHMS, SYMMETRIC
 from .claims import ExpiringLRU, TimeWindow, audience_of, scopes_of, string_claim
-from .encoding import json_object
+from .encoding import b64url_decode, json_object
 from .errors import (
     APISecError,
     ConfigurationError,
@@ -41,6 +42,8 @@ RFC9068_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 MAX_KEY_TRIES = 4
 #: Key ids we pass to a resolver: visible, path-free characters only.
 _KID = re.compile(r"[A-Za-z0-9._~+/=:@#-]{1,256}")
+#: Headers of verified tokens kept per validator (see ``TokenValidator._known``).
+MAX_KNOWN_HEADERS = 64
 #: Keycloak's own ``typ`` *claim* on access tokens; ``ID`` / ``Refresh`` are refused.
 _ACCESS_TYP_CLAIMS = frozenset({"bearer", "dpop", "at+jwt"})
 
@@ -116,6 +119,8 @@ class Issuer:
     policy: jws.JWSPolicy = field(init=False, repr=False)
     audiences: tuple[str, ...] = field(init=False, repr=False)
     types: frozenset[str] = field(init=False, repr=False)
+    #: ``exp`` and ``required_claims``, as one set to test a token's claims against.
+    claim_names: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.issuer, str) or not self.issuer:
@@ -140,6 +145,7 @@ class Issuer:
         # A JWT access token never needs crit or RFC 7797 unencoded payloads.
         policy = jws.JWSPolicy(algs, understood_crit=frozenset(), b64=frozenset({True}))
         object.__setattr__(self, "audiences", audiences)
+        object.__setattr__(self, "claim_names", frozenset(("exp", *self.required_claims)))
         object.__setattr__(self, "types", frozenset(types))
         object.__setattr__(self, "policy", policy)
         object.__setattr__(self, "key_resolver", self._make_resolver(bool(algs & SYMMETRIC)))
@@ -219,6 +225,10 @@ class TokenValidator:
         self.require_bound = require_bound
         size = 1024 if cache is True else int(cache or 0)
         self._cache: ExpiringLRU[str, _Cached] | None = ExpiringLRU(size) if size > 0 else None
+        # encoded header -> {iss: (decoded header, key query)}, for headers that passed
+        # parsing and that issuer's header policy on a token whose signature then verified.
+        self._headers: dict[str, dict[str, tuple[dict[str, Any], KeyQuery]]] = {}
+        self._headers_lock = threading.Lock()
 
     def _add(self, source: Issuer | TokenIntrospector) -> None:
         if isinstance(source, Issuer):
@@ -242,13 +252,20 @@ class TokenValidator:
         if hit is not None:
             hit.window.check(now)
             return self._finish(hit.token, scheme)
-        routed = self._route(token)
-        if routed is None:
-            assert self.introspection is not None  # _route only declines when there is one
-            return self._finish(self.introspection.introspect(token), scheme)
-        parsed, claims, issuer = routed
-        _check_header(parsed, issuer)
-        _verify(parsed, issuer)
+        known = self._known(token)
+        if known is None:
+            routed = self._route(token)
+            if routed is None:
+                assert self.introspection is not None  # _route only declines when there is one
+                return self._finish(self.introspection.introspect(token), scheme)
+            parsed, claims, issuer = routed
+            _check_header(parsed, issuer)
+            query = KeyQuery(parsed.alg, parsed.kid)
+            _verify(parsed, issuer, query)
+            self._remember(issuer, parsed, query)
+        else:
+            parsed, claims, issuer, query = known
+            _verify(parsed, issuer, query)
         result, window = _token_from_claims(token, claims, issuer, now)
         if self._cache is not None:
             self._cache.put(token, _Cached(result, window), window.expires)
@@ -275,6 +292,42 @@ class TokenValidator:
                 "the token issuer is not trusted", code="token.issuer", detail=detail
             )
         return parsed, claims, issuer
+
+    def _known(self, token: str) -> tuple[jws.CompactJWS, dict[str, Any], Issuer, KeyQuery] | None:
+        """:meth:`_route` and :func:`_check_header` for a token whose encoded header is one
+        that its issuer's verified tokens already had: the header is not decoded and checked
+        again (nor its key query built), the rest is (the same decoders on the same bytes, so
+        the result is the one the full path gives). ``None`` sends the token down the full
+        path, which also names what is wrong with it: a token with blanks around it, or with
+        any part that does not decode, never takes this one."""
+        parts = token.split(".")
+        by_issuer = self._headers.get(parts[0]) if len(parts) == 3 else None
+        if by_issuer is None:
+            return None  # before any decoding: an unknown header costs nothing here
+        header_b64, payload_b64, sig_b64 = parts
+        try:
+            claims = json_object(b64url_decode(payload_b64, "JWS payload"), "JWT claims")
+            iss = claims.get("iss")
+            seen = by_issuer.get(iss) if isinstance(iss, str) else None
+            if seen is None:
+                return None
+            signature = b64url_decode(sig_b64, "JWS signature")
+        except APISecError:
+            return None
+        parsed = jws.CompactJWS(header_b64, seen[0], payload_b64, signature)
+        return parsed, claims, self.issuers[str(iss)], seen[1]
+
+    def _remember(self, issuer: Issuer, parsed: jws.CompactJWS, query: KeyQuery) -> None:
+        """Keep a header once a token carrying it verified: only the issuer's own headers
+        get in, so a flood of forged ones cannot push them out. The keys are still asked
+        for on every token (they rotate); only the query is kept."""
+        with self._headers_lock:
+            by_issuer = self._headers.get(parsed.header_b64)
+            if by_issuer is None:
+                if len(self._headers) >= MAX_KNOWN_HEADERS:
+                    del self._headers[next(iter(self._headers))]
+                by_issuer = self._headers[parsed.header_b64] = {}
+            by_issuer[issuer.issuer] = (parsed.header, query)
 
     def _finish(self, token: AccessToken, scheme: str) -> AccessToken:
         if self.require_bound and not token.bound:
@@ -305,9 +358,9 @@ def _check_header(parsed: jws.CompactJWS, issuer: Issuer) -> None:
         raise InvalidToken("the token 'typ' is not an access-token type", code="token.type")
 
 
-def _verify(parsed: jws.CompactJWS, issuer: Issuer) -> None:
+def _verify(parsed: jws.CompactJWS, issuer: Issuer, query: KeyQuery) -> None:
     try:
-        keys = issuer.key_resolver.resolve(KeyQuery(parsed.alg, parsed.kid))
+        keys = issuer.key_resolver.resolve(query)
     except KeySourceError:
         raise
     except APISecError as exc:
@@ -326,14 +379,14 @@ def _verify(parsed: jws.CompactJWS, issuer: Issuer) -> None:
 def _token_from_claims(
     raw: str, claims: dict[str, Any], issuer: Issuer, now: float
 ) -> tuple[AccessToken, TimeWindow]:
-    for name in ("exp", *issuer.required_claims):
-        if name not in claims:
-            raise InvalidToken(f"the token lacks the {name!r} claim", code="token.claims")
+    if not claims.keys() >= issuer.claim_names:
+        name = next(n for n in ("exp", *issuer.required_claims) if n not in claims)
+        raise InvalidToken(f"the token lacks the {name!r} claim", code="token.claims")
     window = TimeWindow.from_claims(claims, leeway=issuer.leeway, max_age=issuer.max_age)
     window.check(now)
     audience = audience_of(claims)
     # RFC 9068 §4: aud MUST contain an identifier this resource server expects.
-    if issuer.audiences and not set(audience) & set(issuer.audiences):
+    if issuer.audiences and set(issuer.audiences).isdisjoint(audience):
         raise InvalidToken("the token is not meant for this audience", code="token.audience")
     typ_claim = claims.get("typ")
     if isinstance(typ_claim, str) and typ_claim.lower() not in _ACCESS_TYP_CLAIMS:
