@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.test_certs import make_cert
+from tests.certs import make_cert
 from tests.vectors import load, text
 from wsgi_apisec.binding import Binding, check_binding, check_certificate_binding
 from wsgi_apisec.certs import TLS_CONTEXT_KEY, ClientCertSource

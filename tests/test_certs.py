@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import logging
 from urllib.parse import quote
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.certs import der, make_cert, pem, sf_bytes
 from tests.vectors import load, text
 from wsgi_apisec.certs import (
     CLIENT_CERT,
@@ -30,34 +27,6 @@ from wsgi_apisec.message import Headers, Message
 PROXY = "10.0.0.7"
 CLIENT = "203.0.113.9"
 ALL_FORMS = (CLIENT_CERT, SSL_CLIENT_CERT, XFCC)
-
-
-def make_cert(name: str = "client") -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-
-
-def der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
-def sf_bytes(data: bytes) -> str:
-    return ":" + base64.b64encode(data).decode("ascii") + ":"
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ the network profiles against the shared vectors, and garbage into every command.
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import io
 import json
@@ -19,12 +18,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.certs import make_cert, pem
 from wsgi_apisec import jws, profiles
 from wsgi_apisec.cli import UKOB_IAT, UKOB_ISS, UKOB_TAN, main
 from wsgi_apisec.detached import DetachedJWS
@@ -107,21 +105,8 @@ def keydir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cert_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
     path = tmp_path_factory.mktemp("cert") / "client.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.write_text(pem(make_cert("client")))
     return path
 
 

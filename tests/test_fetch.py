@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -14,11 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.tls import make_pki
 from wsgi_apisec.errors import ConfigurationError, KeySourceError
 from wsgi_apisec.fetch import (
     DocumentLimits,
@@ -306,46 +301,13 @@ def test_url_fetcher_refuses_other_schemes(url: str) -> None:
 # --- https with a private CA -----------------------------------------------------------------
 
 
-def _cert(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test key source")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[_Server, Path]]:
-    cert_path, key_path = _cert(tmp_path)
+    pki = make_pki(tmp_path, clients=())
     srv = _Server()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    srv.socket = pki.server_context("none").wrap_socket(srv.socket, server_side=True)
     for _ in _serve(srv):
-        yield srv, cert_path
+        yield srv, pki.ca_cert_path
 
 
 def test_url_fetcher_https_with_private_ca(tls_server: tuple[_Server, Path]) -> None:

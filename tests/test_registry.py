@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from tests.certs import make_cert, pem
 from tests.test_jwks import JWK, FakeClock, FakeFetcher, jwks
 from wsgi_apisec.errors import ConfigurationError, KeySourceError, ParseError, UnknownKey
 from wsgi_apisec.fetch import FetchResult
@@ -272,20 +269,7 @@ _ED_PEM = (
 
 
 def _cert_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lender-1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return pem(make_cert("lender-1"))
 
 
 GOOD_SHAPES: dict[str, tuple[Any, str, str | None]] = {

@@ -21,7 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 from werkzeug.wrappers import Request
 
-from tests.test_certs import der, make_cert, pem, sf_bytes
+from tests.certs import der, make_cert, pem, sf_bytes
 from tests.test_tokens import AUD, ISS, NOW, claims, mint, signing_key
 from wsgi_apisec import profiles
 from wsgi_apisec.certs import ClientCertSource
