@@ -211,3 +211,21 @@ def test_verify_never_raises_anything_but_apisec_error(
     with pytest.raises(APISecError) as err:
         verifier(key).verify(msg)
     assert 400 <= err.value.status < 500
+
+
+class CountingBody(Body):
+    """A body that counts how often it is read whole."""
+
+    reads = 0
+
+    def read(self) -> bytes:
+        CountingBody.reads += 1
+        return super().read()
+
+
+def test_envelope_is_parsed_once_per_request(key: PrivateKey) -> None:
+    msg = signed(key, envelope("m-once"))
+    counted = Message("POST", msg.target_uri, msg.headers, CountingBody(envelope("m-once")))
+    CountingBody.reads = 0
+    verifier(key, store=MemoryReplayStore()).verify(counted)
+    assert CountingBody.reads == 1  # envelope, sender check and replay rule share one parse

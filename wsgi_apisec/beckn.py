@@ -22,7 +22,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .algorithms import ALGORITHMS
-from .encoding import canonical_json, json_loads
+from .encoding import canonical_json
 from .errors import (
     ConfigurationError,
     MalformedSignature,
@@ -164,7 +164,7 @@ def _envelope(message: Message) -> object:
     if not len(message.body):
         return None
     try:
-        return json_loads(message.body.read(), "body")
+        return message.json()
     except ParseError:
         return None
 

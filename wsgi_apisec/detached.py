@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import jws
-from .encoding import canonical_json, json_loads
+from .encoding import canonical_json
 from .errors import APISecError, MalformedSignature, MissingSignature, ParseError, SignatureError
 from .keys import PrivateKey
 from .message import Body, Message
@@ -97,7 +97,7 @@ def _payload(profile: Profile, message: Message) -> tuple[Body | bytes, str]:
         if len(body) == 0:
             return b"", "body"
         try:
-            parsed = json_loads(body.read(), "body")
+            parsed = message.json()
         except ParseError as exc:
             raise MalformedSignature(f"the signed body is not JSON: {exc.description}") from exc
         return canonical_json(parsed), "canonical_json(body)"

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from .encoding import json_loads
+
 CHUNK = 3 * 64 * 1024  # a multiple of 3, so base64 of a chunk never needs padding
+
+_UNPARSED = object()
 
 #: A piece of a body: bytes, or a zero-copy view into an in-memory body.
 Chunk = bytes | memoryview
@@ -123,6 +127,15 @@ class Message:
     remote_addr: str | None = None
     #: What earlier checks established (verified token claims, the client certificate, ...).
     context: dict[str, Any] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        """The body parsed as strict JSON, once per message however many checks ask
+        (the key owner, the signed payload and the replay rule of one profile may all need
+        it). Raises :class:`~wsgi_apisec.errors.ParseError` when the body is not JSON."""
+        cached = self.__dict__.get("_json", _UNPARSED)
+        if cached is _UNPARSED:
+            cached = self.__dict__["_json"] = json_loads(self.body.read(), "body")
+        return cached
 
     @property
     def path(self) -> str:

@@ -15,7 +15,6 @@ from typing import Any
 from .algorithms import JOSE_ALGORITHMS, SYMMETRIC
 from .beckn import BecknSignature
 from .detached import DetachedJWS
-from .encoding import json_loads
 from .errors import (
     APISecError,
     ConfigurationError,
@@ -66,7 +65,7 @@ def body_field(*paths: tuple[str, ...]) -> KeyOwner:
 
     def owner(message: Message) -> str | None:
         try:
-            doc = json_loads(message.body.read(), "body")
+            doc = message.json()
         except ParseError as exc:
             raise InvalidRequest(f"the body is not JSON: {exc.description}") from exc
         for path in paths:
@@ -108,7 +107,7 @@ def envelope_message_id(window: float) -> ReplayRule:
 
 def _message_id(message: Message, result: SignatureResult) -> str:
     try:
-        doc = json_loads(message.body.read(), "body") if len(message.body) else None
+        doc = message.json() if len(message.body) else None
     except ParseError:
         doc = None
     for name in ("header", "request_header"):
