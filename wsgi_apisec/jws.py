@@ -10,8 +10,8 @@ streams without a base64 copy.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .algorithms import get_algorithm
@@ -72,8 +72,6 @@ class JWSPolicy:
     #: says it MUST be in ``crit``: only a profile that documents the leniency sets this).
     b64_without_crit: bool = False
     required: frozenset[str] = frozenset()
-    #: Checks of profile-specific header parameters (UK OB iat/iss/tan), run after parsing.
-    header_checks: Sequence[Callable[[Mapping[str, Any]], None]] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -156,8 +154,6 @@ def check_header(jws: CompactJWS, policy: JWSPolicy) -> None:
     for name in policy.required:
         if name not in header:
             raise SignatureError(f"JWS header lacks {name!r}")
-    for check in policy.header_checks:
-        check(header)
 
 
 def signing_input(header_b64: str, payload: Iterable[Chunk], b64: bool) -> Iterator[Chunk]:
