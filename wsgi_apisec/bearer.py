@@ -51,8 +51,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = "application/x-www-form-urlencoded"
 MAX_DESCRIPTION = 200
 _MAX_FIELDS = 1000
-#: The binding of a bearer token without ``cnf``: nothing tied it to the request.
-_UNBOUND = Binding()
 
 
 def extract_token(
@@ -228,18 +226,14 @@ class TokenGuard:
         scheme, raw = found
         try:
             token = self.validator.validate(raw, scheme=scheme)
-            wants_bound = self.require_bound or requirement.cert_bound or requirement.dpop
-            if token.cnf is None and token.scheme == "Bearer" and not wants_bound:
-                binding = _UNBOUND  # check_binding's answer: it has nothing to check
-            else:
-                self._check_confirmation(token, requirement)
-                binding = check_binding(
-                    token,
-                    message,
-                    require_bound=self.require_bound,
-                    dpop_verifier=self.dpop_verifier,
-                    cert_source=self.cert_source,
-                )
+            self._check_confirmation(token, requirement)
+            binding = check_binding(
+                token,
+                message,
+                require_bound=self.require_bound,
+                dpop_verifier=self.dpop_verifier,
+                cert_source=self.cert_source,
+            )
             require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
         except (InvalidToken, InsufficientScope) as err:
             if scheme == "DPoP":

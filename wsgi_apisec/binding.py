@@ -95,8 +95,10 @@ def check_binding(
     ``dpop_verifier``: needed to accept DPoP; without one a DPoP request is refused.
     ``cert_source``: where the client certificate comes from (default: the TLS layer only).
     """
-    cnf = _confirmation(token)
     scheme = token.scheme.lower()
+    if token.cnf is None and scheme == "bearer" and not require_bound:
+        return _UNBOUND  # the common case, kept cheap: an unbound bearer token, allowed here
+    cnf = _confirmation(token)
     if scheme not in ("bearer", "dpop"):
         raise InvalidToken(f"unsupported authorization scheme {token.scheme[:16]!r}")
     # Stateless checks first, so a request refused anyway does not spend a DPoP jti.
@@ -126,21 +128,28 @@ def _check_dpop(
     scheme: str,
     verifier: DPoPVerifier | None,
 ) -> DPoPProof | None:
-    challenge = verifier.challenge() if verifier is not None else None
     if scheme == "bearer":
         if "jkt" in cnf:
             # RFC 9449 §7.2: a DPoP-bound token presented as a bearer token is refused.
             raise dpop_invalid_token(
                 "DPoP-bound token must be presented with the DPoP scheme",
                 code="token.dpop_scheme_required",
-                challenge=challenge,
+                challenge=_algs(verifier),
             )
         return None
     # RFC 9449 §7.1: the DPoP scheme is only for tokens bound to a DPoP key.
     if "jkt" not in cnf:
         raise dpop_invalid_token(
-            "token is not DPoP-bound", code="token.not_dpop_bound", challenge=challenge
+            "token is not DPoP-bound", code="token.not_dpop_bound", challenge=_algs(verifier)
         )
     if verifier is None:
         raise dpop_invalid_token("DPoP is not accepted here", code="token.dpop_unsupported")
     return verifier.verify(message, token)
+
+
+def _algs(verifier: DPoPVerifier | None) -> dict[str, str] | None:
+    """The DPoP challenge's ``algs``, built only when a refusal needs it."""
+    return verifier.challenge() if verifier is not None else None
+
+
+_UNBOUND = Binding()
