@@ -14,8 +14,10 @@ The clients (``client_id``: how it authenticates -> what it gets):
   for ``demo-user`` (FDX scopes);
 * ``ocen-lender``: private_key_jwt, RS256, with lender-1's key -> JWTs carrying
   ``participantId: lender-1``;
-* ``g2p-mapper``: tls_client_auth (subject DN of the PKI's ``client`` certificate) -> JWTs
-  bound to that certificate (``cnf.x5t#S256``);
+* ``ocen-lsp``: private_key_jwt, RS256, with lsp-1's key -> JWTs carrying
+  ``participantId: lsp-1`` (the borrower agent that calls the lender);
+* ``g2p-partner``: tls_client_auth (subject DN of the PKI's ``client`` certificate) -> JWTs
+  bound to that certificate (``cnf.x5t#S256``), for the G2P mapper's partner;
 * ``legacy-merchant``: client_secret_basic -> opaque tokens, for RFC 7662 introspection;
 * ``resource-server``: client_secret_basic -> no tokens; may call ``/introspect``.
 """
@@ -37,9 +39,25 @@ FDX_SCOPES = [
     "fdx:accountdetailed:read",
     "fdx:customercontact:read",
     "fdx:customerpersonal:read",
+    "fdx:transactions:read",
+    "fdx:paymentsupport:read",
+    "fdx:notifications:subscribe",
+    "external:resources:read",
+    "external:resources:write",
+    "participantuser:consents:read",
+    "participantuser:consents:write",
 ]
-#: participant id -> roles. OCEN participants, and one OpenG2P partner (PARTNER_G2P_MAPPER).
-PARTICIPANTS = {"lender-1": ["LENDER"], "lsp-1": ["LOAN_AGENT"], "g2p-mapper": ["PARTNER"]}
+MAPPER_SCOPES = ["mapper:link", "mapper:resolve", "mapper:update", "mapper:unlink"]
+#: participant id -> roles. OCEN: the lender and a borrower agent (LSP). G2P: the partner
+#: that calls the mapper (OpenG2P name PARTNER_G2P_PARTNER) and the mapper itself.
+PARTICIPANTS = {
+    "lender-1": ["LENDER"],
+    "lsp-1": ["LOAN_AGENT"],
+    "g2p-partner": ["PARTNER"],
+    "g2p-mapper": ["MAPPER"],
+}
+#: G2P participants also hold an Ed25519 key for the G2P Connect (Beckn-style) signature.
+G2P_PARTICIPANTS = ("g2p-partner", "g2p-mapper")
 
 
 @dataclass(frozen=True)
@@ -50,12 +68,26 @@ class DemoConfig:
     secrets: dict[str, str] = field(repr=False)
     #: participant id or client_id -> private key (``ocen-lender`` signs as ``lender-1``).
     keys: dict[str, PrivateKey] = field(repr=False)
+    #: G2P participant id -> its Ed25519 key (G2P Connect signatures).
+    ed25519_keys: dict[str, PrivateKey] = field(default_factory=dict, repr=False)
 
 
 def _rs256_key() -> PrivateKey:
     # OCEN and OpenG2P sign with RS256; the kid is the RFC 7638 thumbprint.
     key = PrivateKey.generate("RS256")
     return PrivateKey.from_key(key.key, kid=key.thumbprint(), algorithms=["RS256"])
+
+
+def _ed25519_key() -> PrivateKey:
+    key = PrivateKey.generate("EdDSA")
+    return PrivateKey.from_key(key.key, kid=key.thumbprint(), algorithms=["EdDSA", "ed25519"])
+
+
+def _participant_jwks(pid: str, keys: dict[str, PrivateKey], ed: dict[str, PrivateKey]) -> Any:
+    # Oldest to newest: the registry's single-key routes answer with the newest, which is
+    # the RS256 key (OCEN, OpenG2P); G2P Connect finds the Ed25519 key in the full JWKS.
+    members = [ed[pid].public_key().to_jwk()] if pid in ed else []
+    return {"keys": [*members, keys[pid].public_key().to_jwk()]}
 
 
 def make_demo_config(
@@ -68,6 +100,8 @@ def make_demo_config(
 ) -> DemoConfig:
     keys = {pid: _rs256_key() for pid in PARTICIPANTS}
     keys["ocen-lender"] = keys["lender-1"]
+    keys["ocen-lsp"] = keys["lsp-1"]
+    ed = {pid: _ed25519_key() for pid in G2P_PARTICIPANTS}
     secret = {
         cid: secrets.token_urlsafe(24)
         for cid in ("fdx-aggregator", "legacy-merchant", "resource-server")
@@ -89,10 +123,17 @@ def make_demo_config(
             "participant_id": "lender-1",
         },
         {
-            "client_id": "g2p-mapper",
+            "client_id": "ocen-lsp",
+            "auth_method": "private_key_jwt",
+            "jwks": {"keys": [keys["lsp-1"].public_key().to_jwk()]},
+            "scopes": ["ocen:loan-applications"],
+            "participant_id": "lsp-1",
+        },
+        {
+            "client_id": "g2p-partner",
             "auth_method": "tls_client_auth",
             "tls_client_auth_subject_dn": mtls_subject_dn,
-            "scopes": ["mapper:link", "mapper:resolve"],
+            "scopes": MAPPER_SCOPES,
         },
         {
             "client_id": "legacy-merchant",
@@ -117,8 +158,8 @@ def make_demo_config(
     }
     registry = {
         "participants": [
-            {"participant_id": pid, "roles": roles, "jwks": {"keys": [keys[pid].to_jwk()]}}
+            {"participant_id": pid, "roles": roles, "jwks": _participant_jwks(pid, keys, ed)}
             for pid, roles in PARTICIPANTS.items()
         ]
     }
-    return DemoConfig(authserver, registry, secret, keys)
+    return DemoConfig(authserver, registry, secret, keys, ed)

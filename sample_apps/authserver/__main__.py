@@ -24,7 +24,7 @@ def main(port: int = 8443) -> None:
         print(f"issuer      {issuer}  (metadata: /.well-known/oauth-authorization-server)")
         print(f"CA          {pki.ca_cert_path}")
         client = pki.clients["client"]
-        print(f"g2p-mapper  tls_client_auth: --cert {client.cert_path} --key {client.key_path}")
+        print(f"g2p-partner tls_client_auth: --cert {client.cert_path} --key {client.key_path}")
         for client_id, secret in demo.secrets.items():
             print(f"{client_id:<16} client_secret_basic: {secret}")
         run_simple("127.0.0.1", port, create_app(demo.authserver), ssl_context=pki.server_context())

@@ -24,7 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sample_apps.authserver import create_app
-from sample_apps.config import DEMO_AUDIENCE, DemoConfig, make_demo_config
+from sample_apps.config import DEMO_AUDIENCE, MAPPER_SCOPES, DemoConfig, make_demo_config
 from sample_apps.pki import PKI, make_pki
 from wsgi_apisec import jws
 from wsgi_apisec.encoding import b64url_decode, json_dumps
@@ -137,7 +137,7 @@ def test_ps256_signing_is_configurable(demo: DemoConfig):
 
 @pytest.mark.parametrize(
     "who",
-    [("fdx-aggregator", "wrong-secret"), ("nobody", "whatever"), ("g2p-mapper", "x")],
+    [("fdx-aggregator", "wrong-secret"), ("nobody", "whatever"), ("g2p-partner", "x")],
     ids=["wrong-secret", "unknown-client", "client-without-secret"],
 )
 def test_bad_client_credentials_are_401_invalid_client_rfc6749_s5_2(client, who):
@@ -289,21 +289,21 @@ def live_validator(live: str, pki: PKI) -> TokenValidator:
 
 @pytest.mark.server
 def test_tls_client_auth_gives_certificate_bound_token_rfc8705_s3_1(live: str, pki: PKI):
-    form = {"grant_type": "client_credentials", "client_id": "g2p-mapper"}
+    form = {"grant_type": "client_credentials", "client_id": "g2p-partner"}
     status, body = tls_call(live, pki, "client", "/token", form)
     assert status == 200, body
     checked = live_validator(live, pki).validate(body["access_token"])
     expected = x5t_s256(pki.clients["client"].cert_der)
     assert checked.cnf == {"x5t#S256": expected}
     assert len(expected) == 43  # RFC 8705 §3.1: unpadded base64url of a SHA-256
-    assert checked.client_id == "g2p-mapper"
-    assert checked.scopes == {"mapper:link", "mapper:resolve"}
+    assert checked.client_id == "g2p-partner"
+    assert checked.scopes == set(MAPPER_SCOPES)
 
 
 @pytest.mark.server
 @pytest.mark.parametrize("who", ["other", None], ids=["other-subject-dn", "no-certificate"])
 def test_tls_client_auth_without_the_registered_certificate_is_401(live, pki, who):
-    form = {"grant_type": "client_credentials", "client_id": "g2p-mapper"}
+    form = {"grant_type": "client_credentials", "client_id": "g2p-partner"}
     status, body = tls_call(live, pki, who, "/token", form)
     assert (status, body["error"]) == (401, "invalid_client")
 
@@ -348,14 +348,14 @@ def san_certificate(pki: PKI, dns: str) -> str:
 )
 def test_tls_client_auth_by_san_dns_rfc8705_s2_1_2(demo: DemoConfig, pki: PKI, san, status):
     config = json.loads(json.dumps(demo.authserver))
-    mapper = next(c for c in config["clients"] if c["client_id"] == "g2p-mapper")
+    mapper = next(c for c in config["clients"] if c["client_id"] == "g2p-partner")
     del mapper["tls_client_auth_subject_dn"]
     mapper["tls_client_auth_san_dns"] = "mapper.example"
     client = create_app(config).test_client()
     pem = san_certificate(pki, san)
     resp = client.post(
         "/token",
-        data={"grant_type": "client_credentials", "client_id": "g2p-mapper"},
+        data={"grant_type": "client_credentials", "client_id": "g2p-partner"},
         environ_base={"SSL_CLIENT_CERT": pem},  # as the WSGI server's TLS layer sets it
     )
     assert resp.status_code == status
@@ -369,7 +369,7 @@ def test_a_client_cert_header_is_not_a_tls_certificate(demo: DemoConfig, pki: PK
     pem = pki.clients["client"].cert_pem.decode()
     resp = client.post(
         "/token",
-        data={"grant_type": "client_credentials", "client_id": "g2p-mapper"},
+        data={"grant_type": "client_credentials", "client_id": "g2p-partner"},
         headers={"SSL-Client-Cert": pem.replace("\n", " ")},
     )
     assert (resp.status_code, resp.get_json()["error"]) == (401, "invalid_client")

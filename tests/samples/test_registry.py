@@ -41,9 +41,9 @@ def test_ocen_participant_roles(demo: DemoConfig, client: FlaskClient):
 
 
 def test_openg2p_partner_key(demo: DemoConfig, client: FlaskClient):
-    resp = client.get("/keys/PARTNER_G2P_MAPPER")  # PARTNER_ + id upper-cased, '-' -> '_'
+    resp = client.get("/keys/PARTNER_G2P_PARTNER")  # PARTNER_ + id upper-cased, '-' -> '_'
     assert resp.status_code == 200
-    assert resp.get_json() == {"publicKey": demo.keys["g2p-mapper"].public_key().to_jwk()}
+    assert resp.get_json() == {"publicKey": demo.keys["g2p-partner"].public_key().to_jwk()}
 
 
 def test_participant_jwks(demo: DemoConfig, client: FlaskClient):
@@ -58,7 +58,7 @@ def test_participant_jwks(demo: DemoConfig, client: FlaskClient):
     [
         "/participant-roles/nobody",
         "/keys/PARTNER_NOBODY",
-        "/keys/g2p-mapper",  # the raw id is not an OpenG2P key name
+        "/keys/g2p-partner",  # the raw id is not an OpenG2P key name
         "/participants/nobody/jwks",
         "/participants",
     ],
@@ -139,8 +139,8 @@ def test_resolver_ocen_finds_the_participant_key(live: str, demo: DemoConfig):
 @pytest.mark.server
 def test_resolver_openg2p_finds_the_partner_key(live: str, demo: DemoConfig):
     resolver = RegistryResolver.openg2p(live)
-    keys = resolver.resolve(KeyQuery("RS256", owner="g2p-mapper"))
-    assert [k.thumbprint() for k in keys] == [demo.keys["g2p-mapper"].thumbprint()]
+    keys = resolver.resolve(KeyQuery("RS256", owner="g2p-partner"))
+    assert [k.thumbprint() for k in keys] == [demo.keys["g2p-partner"].thumbprint()]
 
 
 @pytest.mark.server
