@@ -17,10 +17,11 @@ FRAMEWORKS = ("flask", "werkzeug", "flask_apisec")
 
 
 def _modules(package: str) -> list[str]:
-    root = REPO_ROOT / package
-    return [package] + [
-        f"{package}.{info.name}" for info in pkgutil.iter_modules([str(root)]) if not info.ispkg
-    ]
+    """``package`` and every module below it, subpackages (``wsgi_apisec.client``) included."""
+    found = [package]
+    for info in pkgutil.walk_packages([str(REPO_ROOT / package)], prefix=f"{package}."):
+        found.append(info.name)
+    return found
 
 
 def _path(module: str) -> Path:

@@ -206,3 +206,59 @@ class ReplayStoreFull(ReplayStoreUnavailable):
     """The memory store holds ``max_entries`` live keys and none may be dropped."""
 
     code = "replay.store_full"
+
+
+# --- client side: what a server we called answered ------------------------------------------
+
+
+class UpstreamError(APISecError):
+    """The client (:mod:`wsgi_apisec.client`) refuses what a server it called answered.
+
+    Nothing here is a refusal *by* us, so ``status`` is not a status we received: it is what a
+    service of ours should answer if the error escapes one of its request handlers while it
+    acts for its own caller -- 502 Bad Gateway (RFC 9110 §15.6.3: an invalid response from an
+    inbound server), never 401, since that caller's credentials were not at fault. The status
+    the other server actually sent is ``upstream_status`` (``None`` when it sent none).
+    """
+
+    status = 502
+    error = "server_error"
+    code = "upstream.invalid"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        upstream_status: int | None = None,
+        detail: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(description, detail=detail, code=code)
+        self.upstream_status = upstream_status
+
+
+class TokenRequestError(UpstreamError):
+    """No access token: the token endpoint refused the request (``oauth_error`` holds its
+    RFC 6749 §5.2 ``error``, e.g. ``invalid_client``), answered something that is not a token
+    response, or could not be reached."""
+
+    code = "upstream.token_request"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        oauth_error: str | None = None,
+        upstream_status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(description, upstream_status=upstream_status, detail=detail)
+        self.oauth_error = oauth_error
+
+
+class ResponseSignatureError(UpstreamError):
+    """A response whose signature is missing or does not verify. ``code`` is
+    ``upstream.`` + the verifier's own reason (``upstream.signature.missing``,
+    ``upstream.signature.invalid``, ``upstream.digest.invalid``, ...)."""
+
+    code = "upstream.signature.invalid"
