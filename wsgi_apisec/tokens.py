@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from . import jws
-from .algorithms import JOSE_ALGORITHMS, SYMMETRIC
+from .algorithms import JOSE_ALGORITHMS, SYMMETRIC, get_algorithm
 from .claims import ExpiringLRU, TimeWindow, audience_of, scopes_of, string_claim
 from .encoding import b64url_decode, json_object
 from .errors import (
@@ -225,9 +225,9 @@ class TokenValidator:
         self.require_bound = require_bound
         size = 1024 if cache is True else int(cache or 0)
         self._cache: ExpiringLRU[str, _Cached] | None = ExpiringLRU(size) if size > 0 else None
-        # encoded header -> {iss: (decoded header, key query)}, for headers that passed
-        # parsing and that issuer's header policy on a token whose signature then verified.
-        self._headers: dict[str, dict[str, tuple[dict[str, Any], KeyQuery]]] = {}
+        # encoded header -> {iss: key query}, for headers that passed parsing and that
+        # issuer's header policy on a token whose signature then verified.
+        self._headers: dict[str, dict[str, KeyQuery]] = {}
         self._headers_lock = threading.Lock()
 
     def _add(self, source: Issuer | TokenIntrospector) -> None:
@@ -261,11 +261,11 @@ class TokenValidator:
             parsed, claims, issuer = routed
             _check_header(parsed, issuer)
             query = KeyQuery(parsed.alg, parsed.kid)
-            _verify(parsed, issuer, query)
+            _verify(issuer, query, _signing_input(parsed), parsed.signature)
             self._remember(issuer, parsed, query)
         else:
-            parsed, claims, issuer, query = known
-            _verify(parsed, issuer, query)
+            claims, issuer, query, signing_input, signature = known
+            _verify(issuer, query, signing_input, signature)
         result, window = _token_from_claims(token, claims, issuer, now)
         if self._cache is not None:
             self._cache.put(token, _Cached(result, window), window.expires)
@@ -293,13 +293,14 @@ class TokenValidator:
             )
         return parsed, claims, issuer
 
-    def _known(self, token: str) -> tuple[jws.CompactJWS, dict[str, Any], Issuer, KeyQuery] | None:
+    def _known(self, token: str) -> tuple[dict[str, Any], Issuer, KeyQuery, bytes, bytes] | None:
         """:meth:`_route` and :func:`_check_header` for a token whose encoded header is one
         that its issuer's verified tokens already had: the header is not decoded and checked
         again (nor its key query built), the rest is (the same decoders on the same bytes, so
         the result is the one the full path gives). ``None`` sends the token down the full
         path, which also names what is wrong with it: a token with blanks around it, or with
-        any part that does not decode, never takes this one."""
+        any part that does not decode, never takes this one. Returns the claims, the issuer,
+        the key query, the JWS Signing Input and the signature."""
         parts = token.split(".")
         by_issuer = self._headers.get(parts[0]) if len(parts) == 3 else None
         if by_issuer is None:
@@ -308,14 +309,15 @@ class TokenValidator:
         try:
             claims = json_object(b64url_decode(payload_b64, "JWS payload"), "JWT claims")
             iss = claims.get("iss")
-            seen = by_issuer.get(iss) if isinstance(iss, str) else None
-            if seen is None:
+            query = by_issuer.get(iss) if isinstance(iss, str) else None
+            if query is None:
                 return None
             signature = b64url_decode(sig_b64, "JWS signature")
         except APISecError:
             return None
-        parsed = jws.CompactJWS(header_b64, seen[0], payload_b64, signature)
-        return parsed, claims, self.issuers[str(iss)], seen[1]
+        # RFC 7515 §5.2 step 8: the Signing Input is the encoded header and payload as sent.
+        signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
+        return claims, self.issuers[str(iss)], query, signing_input, signature
 
     def _remember(self, issuer: Issuer, parsed: jws.CompactJWS, query: KeyQuery) -> None:
         """Keep a header once a token carrying it verified: only the issuer's own headers
@@ -327,7 +329,7 @@ class TokenValidator:
                 if len(self._headers) >= MAX_KNOWN_HEADERS:
                     del self._headers[next(iter(self._headers))]
                 by_issuer = self._headers[parsed.header_b64] = {}
-            by_issuer[issuer.issuer] = (parsed.header, query)
+            by_issuer[issuer.issuer] = query
 
     def _finish(self, token: AccessToken, scheme: str) -> AccessToken:
         if self.require_bound and not token.bound:
@@ -358,7 +360,13 @@ def _check_header(parsed: jws.CompactJWS, issuer: Issuer) -> None:
         raise InvalidToken("the token 'typ' is not an access-token type", code="token.type")
 
 
-def _verify(parsed: jws.CompactJWS, issuer: Issuer, query: KeyQuery) -> None:
+def _signing_input(parsed: jws.CompactJWS) -> bytes:
+    return f"{parsed.header_b64}.{parsed.payload_b64}".encode("ascii")
+
+
+def _verify(issuer: Issuer, query: KeyQuery, signing_input: bytes, signature: bytes) -> None:
+    """The signature checked with the issuer's keys for ``query`` (at most
+    :data:`MAX_KEY_TRIES` of them); each key only with an algorithm it is bound to."""
     try:
         keys = issuer.key_resolver.resolve(query)
     except KeySourceError:
@@ -367,11 +375,12 @@ def _verify(parsed: jws.CompactJWS, issuer: Issuer, query: KeyQuery) -> None:
         raise InvalidToken(
             "no key of the issuer matches the token", code="token.key", detail=exc.detail
         ) from exc
+    algorithm = get_algorithm(query.alg)
     for key in keys[:MAX_KEY_TRIES]:
         try:
-            jws.verify(parsed, key)
-            return
-        except SignatureError:
+            if key.allows(query.alg) and algorithm.verify(key.key, signing_input, signature):
+                return
+        except SignatureError:  # a key the algorithm refuses (e.g. RSA below 2048 bits)
             continue
     raise InvalidToken("the token signature does not verify", code="token.signature")
 
