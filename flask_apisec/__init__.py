@@ -10,7 +10,7 @@
 """
 
 from .context import current_binding, current_signature, current_token, interaction_id
-from .decorators import require_signature, require_token
+from .decorators import require_signature, require_token, sign_response
 from .extension import APISec, APISecState
 
 __all__ = [
@@ -22,4 +22,5 @@ __all__ = [
     "interaction_id",
     "require_signature",
     "require_token",
+    "sign_response",
 ]

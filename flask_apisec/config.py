@@ -57,6 +57,7 @@ DEFAULTS: Mapping[str, Any] = {
     "SIGNATURE_KEYS": None,
     "SIGNING_KEY": None,
     "SIGNING_KID": None,
+    "SIGN_RESPONSES": False,
     "REPLAY_STORE": "memory",
     "MAX_BODY": DEFAULT_MAX_BODY,
     "REALM": None,
@@ -92,6 +93,9 @@ class Settings:
     signature_profile: Profile | None
     signature_keys: KeyResolver | None
     signing_key: PrivateKey | None
+    #: ``APISEC_SIGN_RESPONSES``: the profile that signs the responses of every protected
+    #: view without a ``@require_signature`` of its own (``None``: off).
+    response_profile: Profile | None
     replay_store: ReplayStore
     max_body: int
     realm: str | None
@@ -209,6 +213,32 @@ def _profile(value: Any) -> Profile | None:
     return profiles.get(value)
 
 
+def _response_profile(
+    value: Any, signature_profile: Profile | None, signing_key: PrivateKey | None
+) -> Profile | None:
+    """``APISEC_SIGN_RESPONSES``: ``False``; ``True`` (``APISEC_SIGNATURE_PROFILE``); or a
+    profile (name) of its own, such as ``"fapi2"`` for FAPI 2.0 response signing."""
+    if value is False or value is None:
+        return None
+    what = f"{PREFIX}SIGN_RESPONSES"
+    if value is True and signature_profile is None:
+        raise ConfigurationError(f"{what}=True signs with {PREFIX}SIGNATURE_PROFILE: set it")
+    if not isinstance(value, bool | str | Profile):
+        raise ConfigurationError(f"{what} must be True, False, a profile name or a Profile")
+    found = signature_profile if value is True else _profile(value)
+    if signing_key is None:
+        raise ConfigurationError(f"{what} needs {PREFIX}SIGNING_KEY")
+    return found
+
+
+def _check_signing_key(profile: Profile | None, key: PrivateKey | None) -> None:
+    """Refuse at start-up a signing key that cannot sign ``profile``'s responses."""
+    if profile and key and profile.sign_alg and not key.allows(profile.sign_alg):
+        raise ConfigurationError(
+            f"{PREFIX}SIGNING_KEY cannot sign {profile.name} responses ({profile.sign_alg})"
+        )
+
+
 def _replay_store(value: Any) -> ReplayStore:
     if isinstance(value, str):
         return replay_store_from_url(value)
@@ -263,10 +293,9 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
     servers = values["AUTHORIZATION_SERVERS"]
     profile = _profile(values["SIGNATURE_PROFILE"])
     signing_key = load_signing_key(values["SIGNING_KEY"], _optional_str(values, "SIGNING_KID"))
-    if profile and signing_key and profile.sign_alg and not signing_key.allows(profile.sign_alg):
-        raise ConfigurationError(
-            f"{PREFIX}SIGNING_KEY cannot sign {profile.name} responses ({profile.sign_alg})"
-        )
+    responses = _response_profile(values["SIGN_RESPONSES"], profile, signing_key)
+    for signs in (profile, responses):
+        _check_signing_key(signs, signing_key)
     return Settings(
         issuers=issuers,
         introspection=_introspection(values),
@@ -281,6 +310,7 @@ def load_settings(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> Se
         signature_profile=profile,
         signature_keys=load_resolver(values["SIGNATURE_KEYS"]),
         signing_key=signing_key,
+        response_profile=responses,
         replay_store=_replay_store(values["REPLAY_STORE"]),
         max_body=int(_number(values, "MAX_BODY", integer=True)),
         realm=_optional_str(values, "REALM"),

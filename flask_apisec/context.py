@@ -22,6 +22,7 @@ __all__ = [
     "ENV_BINDING",
     "ENV_INSTALLED",
     "ENV_INTERACTION_ID",
+    "ENV_SIGNED_RESPONSE",
     "current_binding",
     "current_signature",
     "current_token",
@@ -32,6 +33,9 @@ __all__ = [
 ENV_INSTALLED = "flask_apisec.installed"
 #: The ``x-fapi-interaction-id`` of this request and its response (``APISEC_FAPI``).
 ENV_INTERACTION_ID = "flask_apisec.interaction_id"
+#: The name of the profile the response to this request is signed with (``@sign_response``,
+#: ``APISEC_SIGN_RESPONSES``), set by the layer that signs it.
+ENV_SIGNED_RESPONSE = "flask_apisec.signed_response"
 
 
 def _environ_value(key: str, kind: type[Any]) -> Any:

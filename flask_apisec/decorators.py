@@ -1,4 +1,5 @@
-"""Declarative per-view requirements: ``require_token`` and ``require_signature``.
+"""Declarative per-view requirements: ``require_token``, ``require_signature`` and
+``sign_response``.
 
 The checks themselves run in the WSGI layer, *before* Flask routes the request, so a bad
 token is refused before the body is read and a profile can find the signer's key from the
@@ -10,7 +11,7 @@ a ``MethodView`` method) the request fails closed with a 500 and a log line sayi
 decorator placed *above* ``@app.route`` never runs at all: the extension notices that the
 registered view is a function a decorator wrapped, and refuses the request the same way.
 
-Both work bare (``@require_token``) and called (``@require_token(scopes=[...])``), on
+All work bare (``@require_token``) and called (``@require_token(scopes=[...])``), on
 ``def`` and ``async def`` views.
 """
 
@@ -32,13 +33,16 @@ from wsgi_apisec.rules import TokenRequirement
 from wsgi_apisec.signatures import Profile, SignatureResult
 from wsgi_apisec.tokens import AccessToken
 
-from .context import ENV_INSTALLED
+from .context import ENV_INSTALLED, ENV_SIGNED_RESPONSE
 
 __all__ = [
     "Decorators",
+    "ResponseSigning",
     "SignatureRequirement",
     "require_signature",
     "require_token",
+    "response_signing",
+    "sign_response",
     "signature_requirement",
     "token_requirement",
     "wrapped_without_requirements",
@@ -48,6 +52,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _BEARER_ATTR = "__apisec_token__"
 _SIGNATURE_ATTR = "__apisec_signature__"
+_RESPONSE_ATTR = "__apisec_response__"
 #: Marks a function one of our decorators wrapped; registered as a view, it lost its checks.
 _WRAPPED_ATTR = "__apisec_wrapped__"
 _NOT_SET_UP = "the API security checks for this resource are not set up"
@@ -61,6 +66,15 @@ class SignatureRequirement:
     profile: Profile | str | None = None
 
 
+@dataclass(frozen=True)
+class ResponseSigning:
+    """The view's responses are signed, its errors included; ``profile`` ``None`` means the
+    view's ``@require_signature`` profile, else the one of ``APISEC_SIGN_RESPONSES``, else
+    ``APISEC_SIGNATURE_PROFILE``."""
+
+    profile: Profile | str | None = None
+
+
 def token_requirement(view: Callable[..., Any]) -> TokenRequirement | None:
     found = getattr(view, _BEARER_ATTR, None)
     return found if isinstance(found, TokenRequirement) else None
@@ -69,6 +83,11 @@ def token_requirement(view: Callable[..., Any]) -> TokenRequirement | None:
 def signature_requirement(view: Callable[..., Any]) -> SignatureRequirement | None:
     found = getattr(view, _SIGNATURE_ATTR, None)
     return found if isinstance(found, SignatureRequirement) else None
+
+
+def response_signing(view: Callable[..., Any]) -> ResponseSigning | None:
+    found = getattr(view, _RESPONSE_ATTR, None)
+    return found if isinstance(found, ResponseSigning) else None
 
 
 def wrapped_without_requirements(view: Callable[..., Any]) -> bool:
@@ -128,6 +147,18 @@ def _check_signature(requirement: SignatureRequirement) -> None:
         _explain()
         raise _not_installed(
             f"{_where()}: no verified {expected.name} signature; decorate the function "
+            "registered with the URL map (MethodView: list it in `decorators`)"
+        )
+
+
+def _check_response_signing() -> None:
+    environ = request.environ
+    if not environ.get(ENV_INSTALLED):
+        raise _not_installed(f"{_where()}: flask_apisec is not installed on this app")
+    if not environ.get(ENV_SIGNED_RESPONSE):
+        _explain()
+        raise _not_installed(
+            f"{_where()}: the response would not be signed; decorate the function "
             "registered with the URL map (MethodView: list it in `decorators`)"
         )
 
@@ -233,11 +264,38 @@ class Decorators:
 
         return decorate(view) if view is not None else decorate
 
+    @overload
+    @staticmethod
+    def sign_response(view: F, /) -> F: ...
+    @overload
+    @staticmethod
+    def sign_response(*, profile: Profile | str | None = None) -> Callable[[F], F]: ...
+    @staticmethod
+    def sign_response(
+        view: F | None = None, /, *, profile: Profile | str | None = None
+    ) -> F | Callable[[F], F]:
+        """Sign every response of the view with ``APISEC_SIGNING_KEY`` under ``profile`` (a
+        name or a :class:`~wsgi_apisec.profiles.Profile`; default: see
+        :class:`ResponseSigning`): its answer, the errors raised in it and the refusals of the
+        token and signature checks. The request need not be signed."""
+        if view is not None and not callable(view):
+            raise ConfigurationError("sign_response takes keyword arguments: profile=...")
+        if profile is not None and not isinstance(profile, Profile | str):
+            raise ConfigurationError(f"profile must be a Profile or a name, not {profile!r}")
+        requirement = ResponseSigning(profile)
+
+        def decorate(fn: F) -> F:
+            return _wrap(fn, _check_response_signing, _RESPONSE_ATTR, requirement)
+
+        return decorate(view) if view is not None else decorate
+
 
 #: ``@require_token`` / ``@require_token(scopes=[...])``: the same as ``apisec.require_token``.
 require_token = Decorators.require_token
 #: ``@require_signature`` / ``@require_signature(profile=...)``.
 require_signature = Decorators.require_signature
+#: ``@sign_response`` / ``@sign_response(profile=...)``.
+sign_response = Decorators.sign_response
 
 
 def _as_tuple(value: str | Iterable[str]) -> tuple[str, ...]:

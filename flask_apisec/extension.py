@@ -1,60 +1,52 @@
 """``APISec``: the Flask extension.
 
 ``init_app`` reads the ``APISEC_*`` configuration once and wraps ``app.wsgi_app`` with the
-WSGI stack of :mod:`wsgi_apisec` (token check outside the signature check), fed by
-:class:`ViewRules`: for each request it finds, with Flask's own URL map, the view that will
-answer and turns that view's recorded requirements into a :class:`~wsgi_apisec.rules.Rule`.
-So a bad token is refused before the body is read or any view code runs, and a view without
-requirements costs one URL-map lookup.
+WSGI stack of :mod:`wsgi_apisec` (response signing outside the token check outside the
+signature check), fed by :class:`ViewRules`: for each request it finds, with Flask's own URL
+map, the view that will answer and turns that view's recorded requirements into a
+:class:`~wsgi_apisec.rules.Rule` (and the signer of its responses). So a bad token is refused
+before the body is read or any view code runs, and a view without requirements costs one
+URL-map lookup. An :class:`~wsgi_apisec.errors.APISecError` raised in a view is rendered as
+the layers render their refusals, in the envelope of the view's signature profile.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
-import threading
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RoutingException
 
 from wsgi_apisec import bearer, profiles
 from wsgi_apisec.dpop import DPoPVerifier
 from wsgi_apisec.errors import APISecError, ConfigurationError
 from wsgi_apisec.middleware import SignatureMiddleware, TokenMiddleware
+from wsgi_apisec.resolvers import StaticKeyResolver
 from wsgi_apisec.responses import error_response
-from wsgi_apisec.rules import Rule
-from wsgi_apisec.signatures import Profile
+from wsgi_apisec.rules import Rule, SignatureRoutes
+from wsgi_apisec.signatures import Profile, ResponseSigner
 from wsgi_apisec.tokens import TokenValidator
 
 from . import metadata
 from .config import Settings, load_settings
-from .context import ENV_INSTALLED, ENV_INTERACTION_ID
-from .decorators import (
-    Decorators,
-    SignatureRequirement,
-    signature_requirement,
-    token_requirement,
-    wrapped_without_requirements,
-)
+from .decorators import Decorators, ResponseSigning, SignatureRequirement
+from .layers import InteractionIdLayer, ResponseSigningLayer
+from .view_rules import MAX_CACHED_PATH, ViewPolicy, ViewRules
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
-__all__ = ["APISec", "APISecState", "InteractionIdLayer", "ViewRules"]
+__all__ = [
+    "MAX_CACHED_PATH",
+    "APISec",
+    "APISecState",
+    "InteractionIdLayer",
+    "ViewPolicy",
+    "ViewRules",
+]
 
 LOG = logging.getLogger("flask_apisec")
-
-#: RFC 4122 §3 string form (FAPI 1.0 Baseline §6.2.1-11 asks for an RFC 4122 UUID).
-_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_FAPI_HEADER = "x-fapi-interaction-id"
-#: Paths longer than this are routed on every request rather than kept in the LRU.
-MAX_CACHED_PATH = 512
 
 
 @dataclass(eq=False)
@@ -65,6 +57,8 @@ class APISecState:
     validator: TokenValidator | None
     dpop_verifier: DPoPVerifier
     resource_metadata: str | None
+    #: Builds (once per profile) and checks the response signers; ``None`` without a key.
+    signing: SignatureRoutes | None = None
     rules: ViewRules = field(init=False)
 
     def profile_for(self, requirement: SignatureRequirement) -> Profile:
@@ -79,6 +73,33 @@ class APISecState:
             )
         return self.settings.signature_profile
 
+    def response_signer(
+        self, signature: SignatureRequirement | None, signing: ResponseSigning | None
+    ) -> ResponseSigner | None:
+        """The signer of a view's responses: ``@sign_response``'s profile, else the view's
+        ``@require_signature`` profile, else ``APISEC_SIGN_RESPONSES``'s; ``None`` when the
+        view does not opt in and ``APISEC_SIGN_RESPONSES`` is off."""
+        default = self.settings.response_profile
+        if signing is None and default is None:
+            return None
+        if signing is not None and signing.profile is not None:
+            profile = self.profile_for(SignatureRequirement(signing.profile))
+        elif signature is not None:
+            profile = self.profile_for(signature)
+        elif default is not None:
+            profile = default
+        elif self.settings.signature_profile is not None:
+            profile = self.settings.signature_profile
+        else:
+            raise ConfigurationError(
+                "@sign_response without profile= needs APISEC_SIGN_RESPONSES or "
+                "APISEC_SIGNATURE_PROFILE"
+            )
+        if self.signing is None:
+            raise ConfigurationError("signed responses need APISEC_SIGNING_KEY")
+        signer = self.signing.for_rule(Rule("/**", profile=profile))
+        return signer.signer if signer is not None else None
+
     def challenge(self, err: APISecError) -> str | None:
         """RFC 6750 §3 / RFC 9728 §5.1 ``WWW-Authenticate`` for an error with a scheme."""
         if not err.scheme:
@@ -86,127 +107,6 @@ class APISecState:
         return bearer.challenge(
             err, realm=self.settings.realm, resource_metadata=self.resource_metadata
         )
-
-
-class ViewRules:
-    """The :data:`~wsgi_apisec.rules.RuleSource` of a Flask app: ``(method, path)`` ->
-    the :class:`Rule` of the view Flask will dispatch to, ``None`` when Flask will answer
-    404 / 405 / a redirect / an automatic ``OPTIONS`` itself, or the view needs nothing.
-
-    Rules are built once per endpoint, and once the app has served its first request the
-    answer for each ``(method, path)`` is kept in a bounded LRU (``cache_size`` entries;
-    paths longer than :data:`MAX_CACHED_PATH` are routed every time), so the token and
-    signature layers asking about the same request, and later requests for the same
-    resource, cost one lookup. That is sound because the answer depends on nothing else:
-    from then on Flask refuses new routes, and routing ignores the host (see below). While
-    the app may still change its routes (before the first request, or after ``app.run``
-    returns) nothing is cached, and the LRU starts empty when serving starts again. An error
-    (a view that cannot be served) is never cached: every request for it fails the same way.
-
-    Flask must route on the path alone: with host or subdomain matching the middleware could
-    not know which view answers, so that is a :class:`ConfigurationError` rather than a
-    request that slips past its checks.
-    """
-
-    def __init__(self, app: Flask, state: APISecState, *, cache_size: int = 1024) -> None:
-        self.app = app
-        self.state = state
-        self._cache: dict[str, Rule | None] = {}
-        self._lock = threading.Lock()
-        self._routing_checked = False
-        self._cached = functools.lru_cache(maxsize=cache_size)(self._lookup)
-        self._serving = False
-
-    def __call__(self, method: str, path: str) -> Rule | None:
-        # Flask's own flag for "routes are final" (private; if it ever goes, nothing is
-        # cached rather than something stale).
-        if not getattr(self.app, "_got_first_request", False):
-            self._serving = False
-            return self._lookup(method, path)
-        if not self._serving:
-            self._cached.cache_clear()  # routes may have changed while the app was not serving
-            self._serving = True
-        if len(path) > MAX_CACHED_PATH:
-            return self._lookup(method, path)
-        return self._cached(method, path)
-
-    def _lookup(self, method: str, path: str) -> Rule | None:
-        if not self._routing_checked:
-            # Once: Flask refuses new routes after its first request.
-            self.check_routing()
-            self._routing_checked = True
-        adapter = self.app.url_map.bind("")
-        try:
-            url_rule, _ = adapter.match(path, method, return_rule=True)
-        except (HTTPException, RoutingException):
-            return None
-        if method.upper() == "OPTIONS" and getattr(url_rule, "provide_automatic_options", False):
-            return None  # Flask answers it without calling the view (a CORS preflight).
-        endpoint = url_rule.endpoint
-        if endpoint in self._cache:
-            return self._cache[endpoint]
-        with self._lock:
-            rule = self._cache[endpoint] = self.build(endpoint)
-        return rule
-
-    def check_routing(self) -> None:
-        """Refuse host and subdomain routes: the rule source only sees the path."""
-        if self.app.url_map.host_matching or any(
-            r.subdomain or r.host for r in self.app.url_map.iter_rules()
-        ):
-            raise ConfigurationError("flask_apisec needs routes that match on the path alone")
-
-    def build(self, endpoint: str) -> Rule | None:
-        """The rule for ``endpoint`` from its view's recorded requirements."""
-        view = self.app.view_functions.get(endpoint)
-        if view is None:
-            return None
-        token, signature = token_requirement(view), signature_requirement(view)
-        if token is None and signature is None:
-            if wrapped_without_requirements(view):
-                raise ConfigurationError(
-                    f"view {endpoint!r}: put @require_token / @require_signature *below* "
-                    "@app.route, or the registered view carries no requirement"
-                )
-            return None
-        if token is not None and self.state.validator is None:
-            raise ConfigurationError(
-                f"view {endpoint!r} requires a token: set APISEC_ISSUERS or APISEC_INTROSPECTION"
-            )
-        profile = self.state.profile_for(signature) if signature is not None else None
-        if profile is not None and self.state.settings.signature_keys is None:
-            raise ConfigurationError(
-                f"view {endpoint!r} requires a signature: set APISEC_SIGNATURE_KEYS"
-            )
-        return Rule("/**", profile=profile, token=token)
-
-
-class InteractionIdLayer:
-    """The outermost layer: marks the environ as seen by the extension and, under FAPI,
-    puts ``x-fapi-interaction-id`` on every response, the middleware's errors included.
-
-    FAPI 1.0 Baseline §6.2.1-11: the response carries the request's interaction id, or a
-    fresh RFC 4122 UUID when the request had none; a value that is not a UUID is replaced
-    too, so nothing a client sends is reflected unchecked.
-    """
-
-    def __init__(self, app: WSGIApplication, *, fapi: bool) -> None:
-        self.app = app
-        self.fapi = fapi
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        environ[ENV_INSTALLED] = True
-        if not self.fapi:
-            return self.app(environ, start_response)
-        sent = str(environ.get("HTTP_X_FAPI_INTERACTION_ID", "")).strip()
-        value = sent if _UUID.fullmatch(sent) else str(uuid.uuid4())
-        environ[ENV_INTERACTION_ID] = value
-
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            kept = [(n, v) for n, v in headers if n.lower() != _FAPI_HEADER]
-            return start_response(status, [*kept, (_FAPI_HEADER, value)], exc_info)
-
-        return self.app(environ, start)
 
 
 class APISec(Decorators):
@@ -256,12 +156,20 @@ def _build_state(settings: Settings) -> APISecState:
         nonce=settings.dpop_nonce,
     )
     resource_md = metadata.metadata_url(settings.resource) if settings.resource else None
-    return APISecState(settings, validator, dpop, resource_md)
+    signing = None
+    if settings.signing_key is not None:
+        # Only ever used to sign: a token-only view has no request signature to verify.
+        resolver = settings.signature_keys or StaticKeyResolver()
+        signing = SignatureRoutes(resolver, settings.signing_key)
+        if settings.response_profile is not None:
+            signing.build(settings.response_profile)  # a profile that cannot sign fails now
+    return APISecState(settings, validator, dpop, resource_md, signing)
 
 
 def _protect(app: WSGIApplication, state: APISecState) -> WSGIApplication:
-    """The token layer outside the signature layer, each only when configured (a view
-    that needs a missing one is refused by :class:`ViewRules` or by its decorator)."""
+    """The response-signing layer outside the token layer outside the signature layer, each
+    only when configured (a view that needs a missing one is refused by :class:`ViewRules`
+    or by its decorator)."""
     settings = state.settings
     wrapped = app
     if settings.signature_keys is not None:
@@ -287,13 +195,29 @@ def _protect(app: WSGIApplication, state: APISecState) -> WSGIApplication:
             resource_metadata=state.resource_metadata,
             max_body=settings.max_body,
         )
+    if state.signing is not None:
+        wrapped = ResponseSigningLayer(wrapped, state.rules.signer)
     return wrapped
 
 
 def _render_error(err: APISecError) -> Response:
     """An :class:`APISecError` raised in a view (or by a decorator's check): the same
-    answer the middleware would give."""
+    answer the middleware would give, in the envelope of the view's profile."""
     state = APISec.state()
     where = f"{request.method} {request.path}"
-    status, headers, body = error_response(err, challenge=state.challenge, where=where)
+    status, headers, body = error_response(
+        err, _view_profile(state), challenge=state.challenge, where=where
+    )
     return current_app.response_class(body, status=int(status.split(" ", 1)[0]), headers=headers)
+
+
+def _view_profile(state: APISecState) -> Profile | None:
+    """The profile whose envelope the token and signature layers render this view's
+    refusals in (its ``@require_signature`` profile), ``None`` for problem+json."""
+    if request.endpoint is None:
+        return None
+    try:
+        policy = state.rules.for_endpoint(request.endpoint)
+    except APISecError:  # the view cannot be served: the error being rendered says why
+        return None
+    return policy.rule.profile if policy is not None and policy.rule is not None else None

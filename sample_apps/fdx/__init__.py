@@ -46,7 +46,6 @@ from .consents import consents, events
 from .core import core
 from .errors import FDXError, render
 from .seed import seed_demo
-from .signing import ResponseSigning
 from .solution import external, participant
 from .storage import FDXStore
 
@@ -67,7 +66,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> Flask:
     """The FDX API for ``config`` (a dict, a JSON file path or an :class:`FDXConfig`).
-    ``clock`` dates consents, revocations and response signatures."""
+    ``clock`` dates consents and revocations."""
     settings = config if isinstance(config, FDXConfig) else load_config(config)
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # FDX field order reads better
@@ -83,8 +82,7 @@ def create_app(
     app.register_blueprint(external, url_prefix="/external/authentication/v1")
     app.register_blueprint(participant, url_prefix="/participant/user/v1")
     app.register_error_handler(FDXError, render)
-    APISec(app)
-    signing_key = APISec.state(app).settings.signing_key
-    if settings.sign_responses and signing_key is not None:
-        app.after_request(ResponseSigning(signing_key, clock))
+    # sign_responses: every answer of every protected route, refusals included, carries a
+    # FAPI 2.0 response signature (RFC 9421, tag "fapi-2-response", linked with ;req).
+    APISec(app, sign_responses="fapi2" if settings.sign_responses else False)
     return app

@@ -31,11 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 
 from flask_apisec import APISec
-from wsgi_apisec.errors import APISecError
-from wsgi_apisec.responses import error_response
 from wsgi_apisec.signatures import ResponseSigner
 
 from .callbacks import CallbackDispatcher, CallbackSender, Delivery, RequestsSender, callback_url
@@ -102,7 +100,6 @@ def create_app(config: Mapping[str, Any]) -> Flask:
             )(view)
             endpoint = path.strip("/").replace("/", "_")
             app.add_url_rule(path, endpoint=endpoint, view_func=view, methods=["POST"])
-    _render_errors_as_envelopes(app, settings)
     return app
 
 
@@ -113,18 +110,3 @@ def _view(handler: Callable[[str], Response], action: str) -> Callable[[], Respo
 
     view.__name__ = f"{handler.__name__.strip('_')}_{action}"
     return view
-
-
-def _render_errors_as_envelopes(app: Flask, settings: MapperSettings) -> None:
-    """An APISecError raised in a view gets the same G2P ``{"errors": [...]}`` answer the
-    middleware gives (the extension's own handler would answer with problem+json)."""
-
-    def render(err: APISecError) -> Response:
-        challenge = APISec.state(app).challenge
-        where = f"{request.method} {request.path}"
-        status, headers, body = error_response(
-            err, settings.profile, challenge=challenge, where=where
-        )
-        return app.response_class(body, status=int(status.split(" ", 1)[0]), headers=headers)
-
-    app.register_error_handler(APISecError, render)

@@ -44,6 +44,7 @@ def test_defaults() -> None:
     assert s.cert_source.trusted_proxies == () and s.cert_source.header_forms == ("client-cert",)
     assert s.dpop_algorithms == ("ES256", "PS256", "EdDSA", "RS256") and s.dpop_nonce is None
     assert (s.signature_profile, s.signature_keys, s.signing_key) == (None, None, None)
+    assert s.response_profile is None
     assert isinstance(s.replay_store, MemoryReplayStore)
     assert s.max_body == 10 * 1024 * 1024
     assert (s.realm, s.resource, s.authorization_servers) == (None, None, ())
@@ -52,8 +53,8 @@ def test_defaults() -> None:
         "ISSUERS", "INTROSPECTION", "AUDIENCE", "LEEWAY", "TOKEN_CACHE",
         "REQUIRE_BOUND_TOKENS", "FAPI", "TOKEN_IN_QUERY", "TOKEN_IN_FORM", "TRUSTED_PROXIES",
         "CLIENT_CERT_HEADERS", "DPOP_ALGORITHMS", "DPOP_NONCE", "SIGNATURE_PROFILE",
-        "SIGNATURE_KEYS", "SIGNING_KEY", "SIGNING_KID", "REPLAY_STORE", "MAX_BODY", "REALM",
-        "RESOURCE", "AUTHORIZATION_SERVERS", "JWKS_PATH",
+        "SIGNATURE_KEYS", "SIGNING_KEY", "SIGNING_KID", "SIGN_RESPONSES", "REPLAY_STORE",
+        "MAX_BODY", "REALM", "RESOURCE", "AUTHORIZATION_SERVERS", "JWKS_PATH",
     }  # fmt: skip
 
 
@@ -304,6 +305,16 @@ def test_signing_key_that_cannot_sign_the_default_profile() -> None:
     # OCEN signs with RS256 only.
     with pytest.raises(ConfigurationError, match="cannot sign ocen responses"):
         settings(signature_profile="ocen", signing_key=PrivateKey.generate("ES256"))
+
+
+def test_sign_responses_forms() -> None:
+    key = PrivateKey.generate("ES256")
+    assert settings(signing_key=key).response_profile is None
+    assert settings(sign_responses=False, signing_key=key).response_profile is None
+    assert settings(sign_responses="fapi2", signing_key=key).response_profile is FAPI2
+    assert settings(sign_responses=FAPI2, signing_key=key).response_profile is FAPI2
+    both = settings(sign_responses=True, signature_profile="jws", signing_key=key)
+    assert both.response_profile is not None and both.response_profile.name == "jws"
 
 
 def test_signing_key_that_cannot_sign_a_view_profile_fails_closed() -> None:
