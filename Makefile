@@ -28,6 +28,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.jws_verify
 	$(BIN)/python -m benchmarks.tokens
+	$(BIN)/python -m benchmarks.signing
+	$(BIN)/python -m benchmarks.httpsig
+	$(BIN)/python -m benchmarks.memory --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

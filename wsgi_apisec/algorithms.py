@@ -29,6 +29,33 @@ _CRYPTO_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+#: The named constructors are faster than ``hashlib.new(name)``.
+_HASHLIB: dict[str, Callable[[], Any]] = {
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+
+
+_EC_KEYS = (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)
+_RSA_KEYS = (rsa.RSAPublicKey, rsa.RSAPrivateKey)
+
+
+class _KeyClasses(dict[type, bool]):
+    """Whether instances of a concrete class are keys of the given ABCs, remembered: an
+    ABC check costs more than the rest of a small signature's bookkeeping."""
+
+    def __init__(self, kinds: tuple[type, ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def __missing__(self, cls: type) -> bool:
+        found = self[cls] = issubclass(cls, self.kinds)
+        return found
+
+
+_IS_EC = _KeyClasses(_EC_KEYS)
+_IS_RSA = _KeyClasses(_RSA_KEYS)
 
 
 class Incremental(Protocol):
@@ -62,6 +89,12 @@ class Algorithm:
         ctx.update(data)
         return ctx.verify(signature)
 
+    def signer(self, key: SignKey) -> Callable[[bytes], bytes]:
+        """:meth:`sign` with ``key`` checked once, for signing many messages with it."""
+        if not self.accepts(key):
+            raise SignatureError(f"key cannot be used with {self.name}")
+        return lambda data: self.sign(key, data)
+
     def __repr__(self) -> str:
         return f"<Algorithm {self.name}>"
 
@@ -69,10 +102,12 @@ class Algorithm:
 class _Prehashed:
     """Hash as data arrives, then sign/verify the digest (RSA and ECDSA)."""
 
+    __slots__ = ("_alg", "_hash", "_key")
+
     def __init__(self, alg: _HashedAlgorithm, key: Any) -> None:
         self._alg = alg
         self._key = key
-        self._hash = hashlib.new(alg.hash_name)
+        self._hash = alg.new_hash()
 
     def update(self, data: bytes | memoryview) -> None:
         self._hash.update(data)
@@ -85,20 +120,43 @@ class _Prehashed:
 
 
 class _HashedAlgorithm(Algorithm):
+    """RSA and ECDSA: the input is hashed, by ``hashlib`` as it streams in (a context) or
+    by the backend in the same call (the one-shot :meth:`sign` / :meth:`verify`)."""
+
     hash_name: str
 
-    def _prehashed(self) -> utils.Prehashed:
-        return utils.Prehashed(_CRYPTO_HASH[self.hash_name]())
+    def __init__(self, hash_name: str) -> None:
+        self.hash_name = hash_name
+        self.new_hash = _HASHLIB[hash_name]
+        # Immutable parameter objects, built once instead of on every call.
+        self._hash = _CRYPTO_HASH[hash_name]()
+        self._prehashed = utils.Prehashed(self._hash)
 
     def context(self, key: VerifyKey | SignKey) -> Incremental:
         if not self.accepts(key):
             raise SignatureError(f"key cannot be used with {self.name}")
         return _Prehashed(self, key)
 
-    def verify_digest(self, key: Any, digest: bytes, signature: bytes) -> bool:
-        raise NotImplementedError
+    def sign(self, key: SignKey, data: bytes) -> bytes:
+        if not self.accepts(key):
+            raise SignatureError(f"key cannot be used with {self.name}")
+        return self._sign(key, data, prehashed=False)
+
+    def verify(self, key: VerifyKey, data: bytes, signature: bytes) -> bool:
+        if not self.accepts(key):
+            raise SignatureError(f"key cannot be used with {self.name}")
+        return self._verify(key, data, signature, prehashed=False)
 
     def sign_digest(self, key: Any, digest: bytes) -> bytes:
+        return self._sign(key, digest, prehashed=True)
+
+    def verify_digest(self, key: Any, digest: bytes, signature: bytes) -> bool:
+        return self._verify(key, digest, signature, prehashed=True)
+
+    def _sign(self, key: Any, data: bytes, *, prehashed: bool) -> bytes:
+        raise NotImplementedError
+
+    def _verify(self, key: Any, data: bytes, signature: bytes, *, prehashed: bool) -> bool:
         raise NotImplementedError
 
 
@@ -109,31 +167,30 @@ class RSAAlgorithm(_HashedAlgorithm):
     kty = "RSA"
 
     def __init__(self, name: str, hash_name: str, pss: bool = False) -> None:
-        self.name, self.hash_name, self.pss = name, hash_name, pss
-
-    def _padding(self) -> padding.AsymmetricPadding:
-        if not self.pss:
-            return padding.PKCS1v15()
-        h = _CRYPTO_HASH[self.hash_name]()
-        return padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
-
-    def accepts(self, key: Any) -> bool:
-        return (
-            isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey) and key.key_size >= MIN_RSA_BITS
+        super().__init__(hash_name)
+        self.name, self.pss = name, pss
+        h = self._hash
+        self._padding: padding.AsymmetricPadding = (
+            padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
+            if pss
+            else padding.PKCS1v15()
         )
 
-    def verify_digest(self, key: Any, digest: bytes, signature: bytes) -> bool:
+    def accepts(self, key: Any) -> bool:
+        return _IS_RSA[type(key)] and key.key_size >= MIN_RSA_BITS
+
+    def _verify(self, key: Any, data: bytes, signature: bytes, *, prehashed: bool) -> bool:
         # RFC 8017 §8.2.2: the signature must be exactly k octets.
         if len(signature) != (key.key_size + 7) // 8:
             return False
         try:
-            key.verify(signature, digest, self._padding(), self._prehashed())
+            key.verify(signature, data, self._padding, self._prehashed if prehashed else self._hash)
         except InvalidSignature:
             return False
         return True
 
-    def sign_digest(self, key: Any, digest: bytes) -> bytes:
-        return bytes(key.sign(digest, self._padding(), self._prehashed()))
+    def _sign(self, key: Any, data: bytes, *, prehashed: bool) -> bytes:
+        return bytes(key.sign(data, self._padding, self._prehashed if prehashed else self._hash))
 
 
 class ECDSAAlgorithm(_HashedAlgorithm):
@@ -142,15 +199,16 @@ class ECDSAAlgorithm(_HashedAlgorithm):
     kty = "EC"
 
     def __init__(self, name: str, hash_name: str, crv: str, curve: type[ec.EllipticCurve]) -> None:
-        self.name, self.hash_name, self.crv, self._curve = name, hash_name, crv, curve
+        super().__init__(hash_name)
+        self.name, self.crv, self._curve = name, crv, curve
         self.size = (curve().key_size + 7) // 8
+        self._ecdsa_digest = ec.ECDSA(self._prehashed)
+        self._ecdsa_data = ec.ECDSA(self._hash)
 
     def accepts(self, key: Any) -> bool:
-        return isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) and (
-            isinstance(key.curve, self._curve)
-        )
+        return _IS_EC[type(key)] and isinstance(key.curve, self._curve)
 
-    def verify_digest(self, key: Any, digest: bytes, signature: bytes) -> bool:
+    def _verify(self, key: Any, data: bytes, signature: bytes, *, prehashed: bool) -> bool:
         if len(signature) != 2 * self.size:
             return False
         r = int.from_bytes(signature[: self.size], "big")
@@ -158,15 +216,37 @@ class ECDSAAlgorithm(_HashedAlgorithm):
         if r == 0 or s == 0:  # never valid; refuse before the backend sees it
             return False
         try:
-            key.verify(utils.encode_dss_signature(r, s), digest, ec.ECDSA(self._prehashed()))
+            ecdsa = self._ecdsa_digest if prehashed else self._ecdsa_data
+            key.verify(utils.encode_dss_signature(r, s), data, ecdsa)
         except InvalidSignature:
             return False
         return True
 
-    def sign_digest(self, key: Any, digest: bytes) -> bytes:
-        der = key.sign(digest, ec.ECDSA(self._prehashed()))
-        r, s = utils.decode_dss_signature(der)
-        return r.to_bytes(self.size, "big") + s.to_bytes(self.size, "big")
+    def _sign(self, key: Any, data: bytes, *, prehashed: bool) -> bytes:
+        ecdsa = self._ecdsa_digest if prehashed else self._ecdsa_data
+        return _fixed_width(key.sign(data, ecdsa), self.size)
+
+    def signer(self, key: SignKey) -> Callable[[bytes], bytes]:
+        if not self.accepts(key):
+            raise SignatureError(f"key cannot be used with {self.name}")
+        private: Any = key
+        sign, ecdsa, size = private.sign, self._ecdsa_data, self.size
+        return lambda data: _fixed_width(sign(data, ecdsa), size)
+
+
+def _fixed_width(der: bytes, size: int) -> bytes:
+    """``r || s``, each ``size`` octets, from the DER ``SEQUENCE { INTEGER r, INTEGER s }``
+    our own signer just made (RFC 3279 §2.2.3): sliced out, which costs a fraction of
+    decoding to integers and back. Anything unexpected goes through the full decoder."""
+    at = 3 if der[1] < 0x80 else 4  # the SEQUENCE length is one octet or 0x81 + one
+    r_len = der[at]
+    s_at = at + r_len + 2
+    if der[at - 1] != 2 or der[s_at - 1] != 2 or s_at + 1 + der[s_at] != len(der):
+        r, s = utils.decode_dss_signature(der)  # pragma: no cover - never from OpenSSL
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    r_octets, s_octets = der[at + 1 : at + 1 + r_len], der[s_at + 1 :]
+    # INTEGERs carry a leading zero when the top bit is set, and no leading zeros otherwise.
+    return r_octets[-size:].rjust(size, b"\0") + s_octets[-size:].rjust(size, b"\0")
 
 
 class _Buffered:

@@ -7,7 +7,8 @@ JSON), how the signer's key is found, and extra header checks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import jws
 from .encoding import canonical_json
@@ -15,7 +16,7 @@ from .errors import APISecError, MalformedSignature, MissingSignature, ParseErro
 from .keys import PrivateKey
 from .message import Body, Message
 from .resolvers import KeyQuery, KeyResolver
-from .signatures import SignatureResult
+from .signatures import PreparedSign, SignatureResult
 
 if TYPE_CHECKING:
     from .signatures import Profile
@@ -64,16 +65,33 @@ class DetachedJWS:
         self, profile: Profile, message: Message, key: PrivateKey, now: float
     ) -> list[tuple[str, str]]:
         extra = profile.sign_header(message, now) if profile.sign_header is not None else None
-        header = jws.build_header(
-            key,
-            profile.sign_alg,
-            b64=profile.sign_b64,
-            b64_in_crit=profile.sign_b64_in_crit,
-            extra=extra,
-            crit=profile.sign_crit,
-        )
+        signer = jws.Signer(key, _header(profile, key, extra))
         payload, _ = _payload(profile, message)
-        return [(profile.emit_header, jws.sign(key, payload, header))]
+        return [(profile.emit_header, signer.sign(payload))]
+
+    def prepare(self, profile: Profile, key: PrivateKey) -> PreparedSign | None:
+        """For a profile that adds nothing per message the header is the same for every
+        message: build, check and serialise it once (see :class:`ResponseSigner`)."""
+        if profile.sign_header is not None:
+            return None
+        signer, name = jws.Signer(key, _header(profile, key, None)), profile.emit_header
+
+        def sign(message: Message, now: float) -> list[tuple[str, str]]:
+            payload, _ = _payload(profile, message)
+            return [(name, signer.sign(payload))]
+
+        return sign
+
+
+def _header(profile: Profile, key: PrivateKey, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    return jws.build_header(
+        key,
+        profile.sign_alg,
+        b64=profile.sign_b64,
+        b64_in_crit=profile.sign_b64_in_crit,
+        extra=extra,
+        crit=profile.sign_crit,
+    )
 
 
 def _find_header(profile: Profile, message: Message) -> tuple[str, str]:

@@ -9,13 +9,12 @@ streams without a base64 copy.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .algorithms import get_algorithm
-from .encoding import b64url_decode, b64url_encode, json_dumps, json_object
+from .encoding import b64url_decode, b64url_encode, b64url_encode_bytes, json_dumps, json_object
 from .errors import APISecError, ConfigurationError, MalformedSignature, ParseError, SignatureError
 from .keys import PrivateKey, PublicKey
 from .message import Body, Chunk
@@ -166,32 +165,39 @@ def signing_input(header_b64: str, payload: Iterable[Chunk], b64: bool) -> Itera
     rest = b""
     for chunk in payload:
         data = rest + bytes(chunk) if rest else chunk
+        # Encode whole 3-byte groups only, so no piece but the last has padding.
         cut = len(data) - len(data) % 3
-        yield base64.urlsafe_b64encode(data[:cut])
+        yield b64url_encode_bytes(data[:cut] if cut < len(data) else data)
         rest = bytes(data[cut:])
-    yield base64.urlsafe_b64encode(rest).rstrip(b"=")
+    if rest:
+        yield b64url_encode_bytes(rest)
 
 
 def verify(jws: CompactJWS, key: PublicKey, payload: Body | bytes | None = None) -> VerifiedJWS:
     """Verify ``jws`` with ``key``. ``payload`` is the detached content (required when the
     JWS is detached; refused when it is not). Raises :class:`SignatureError`."""
-    if not key.allows(jws.alg):
-        raise SignatureError(f"key {key.kid or ''!s} may not be used with {jws.alg}")
-    alg = get_algorithm(jws.alg)
-    ctx = alg.context(key.key)
+    name = jws.alg
+    if not key.allows(name):
+        raise SignatureError(f"key {key.kid or ''!s} may not be used with {name}")
+    ctx = get_algorithm(name).context(key.key)
+    b64 = jws.b64
     if jws.detached:
         if payload is None:
             raise SignatureError("detached JWS needs its payload")
-        body = payload if isinstance(payload, Body) else Body(payload)
-        for piece in signing_input(jws.header_b64, body.chunks(), jws.b64):
-            ctx.update(piece)
+        if isinstance(payload, Body) and (b64 or not payload.in_memory):
+            for piece in signing_input(jws.header_b64, payload.chunks(), b64):
+                ctx.update(piece)
+        else:  # bytes in memory: hashed in one call, base64url-encoded in one call
+            data = payload.read() if isinstance(payload, Body) else payload
+            ctx.update(jws.header_b64.encode("ascii") + b".")
+            ctx.update(b64url_encode_bytes(data) if b64 else data)
     else:
         if payload is not None:
             raise SignatureError("JWS carries a payload but a detached one was expected")
         ctx.update(f"{jws.header_b64}.{jws.payload_b64}".encode("ascii"))
     if not ctx.verify(jws.signature):
         raise SignatureError("signature does not verify")
-    return VerifiedJWS(jws.header, jws.alg, jws.kid, key, jws.b64)
+    return VerifiedJWS(jws.header, name, jws.kid, key, b64)
 
 
 def payload_of(jws: CompactJWS) -> bytes:
@@ -229,6 +235,50 @@ def build_header(
     return header
 
 
+class Signer:
+    """One key and one protected header, checked and serialised once, signing any number
+    of payloads (a server signing each response the same way)."""
+
+    def __init__(self, key: PrivateKey, header: Mapping[str, Any]) -> None:
+        self.header = dict(header)
+        self.algorithm = get_algorithm(self.header["alg"])
+        if not key.allows(self.algorithm.name):
+            raise SignatureError(f"key cannot sign with {self.algorithm.name}")
+        self.key = key
+        self._sign = self.algorithm.signer(key.key)  # the key's type is checked here, once
+        self.b64 = self.header.get("b64", True) is not False
+        self.header_b64 = b64url_encode(json_dumps(self.header))
+        self._prefix = self.header_b64.encode("ascii") + b"."
+
+    def sign(self, payload: Body | bytes | Iterable[Chunk], *, detached: bool = True) -> str:
+        """The JWS over ``payload``: ``header..signature`` when detached."""
+        b64, header_b64 = self.b64, self.header_b64
+        if not detached and not b64:
+            raise SignatureError("an unencoded payload cannot be attached in compact form")
+        data = payload.read() if type(payload) is Body and payload.in_memory else payload
+        if type(data) is bytes:  # in memory: encoded and signed in one call each
+            if b64:
+                data = b64url_encode_bytes(data)
+            signature = b64url_encode(self._sign(self._prefix + data))
+            if detached:
+                return f"{header_b64}..{signature}"
+            return f"{header_b64}.{data.decode('ascii')}.{signature}"
+        ctx = self.algorithm.context(self.key.key)
+        if isinstance(payload, Body):
+            chunks: Iterable[Chunk] = payload.chunks()
+        else:
+            chunks = (payload,) if isinstance(payload, bytes) else payload
+        pieces: list[bytes] = []
+        for piece in signing_input(header_b64, chunks, b64):
+            ctx.update(piece)
+            if not detached:
+                pieces.append(bytes(piece))
+        signature = b64url_encode(ctx.sign())
+        if detached:
+            return f"{header_b64}..{signature}"
+        return f"{b''.join(pieces).decode('ascii')}.{signature}"
+
+
 def sign(
     key: PrivateKey,
     payload: Body | bytes | Iterable[Chunk],
@@ -237,29 +287,7 @@ def sign(
     detached: bool = True,
 ) -> str:
     """Sign ``payload`` under ``header``; returns ``header..signature`` when detached."""
-    b64 = header.get("b64", True) is not False
-    header_b64 = b64url_encode(json_dumps(dict(header)))
-    alg = get_algorithm(header["alg"])
-    if not key.allows(alg.name):
-        raise SignatureError(f"key cannot sign with {alg.name}")
-    ctx = alg.context(key.key)
-    if isinstance(payload, bytes):
-        chunks: Iterable[Chunk] = (payload,)
-    elif isinstance(payload, Body):
-        chunks = payload.chunks()
-    else:
-        chunks = payload
-    encoded: list[bytes] = []
-    for piece in signing_input(header_b64, chunks, b64):
-        ctx.update(piece)
-        if not detached:
-            encoded.append(bytes(piece))
-    signature = b64url_encode(ctx.sign())
-    if detached:
-        return f"{header_b64}..{signature}"
-    if not b64:
-        raise SignatureError("an unencoded payload cannot be attached in compact form")
-    return b"".join(encoded).decode("ascii") + "." + signature
+    return Signer(key, header).sign(payload, detached=detached)
 
 
 def sign_detached(

@@ -175,7 +175,9 @@ class CapturedResponse:
         or 204)."""
         code = self.status_code
         fix_length = method != "HEAD" and code >= 200 and code not in (204, 304)
-        drop = {name.lower() for name, _ in added} | ({"content-length"} if fix_length else set())
+        drop = {name.lower() for name, _ in added}
+        if fix_length:
+            drop.add("content-length")
         out = [(n, v) for n, v in self.headers if n.lower() not in drop]
         if fix_length:
             out.append(("Content-Length", str(length)))
@@ -220,13 +222,10 @@ def run_signed(
     return ClosingIterable(send_body(response_body), response_body.close, cleanup)
 
 
-def send_body(body: Body) -> Iterator[bytes]:
+def send_body(body: Body) -> Iterable[bytes]:
     if body.in_memory:
-        if len(body):
-            yield body.read()
-        return
-    for chunk in body.chunks():
-        yield bytes(chunk)
+        return [body.read()] if len(body) else []
+    return (bytes(chunk) for chunk in body.chunks())
 
 
 class ClosingIterable:
@@ -242,6 +241,12 @@ class ClosingIterable:
         return iter(self._iterable)
 
     def close(self) -> None:
-        with ExitStack() as stack:
-            for cleanup in reversed(self._cleanups):
-                stack.callback(cleanup)
+        for done, cleanup in enumerate(self._cleanups):
+            try:
+                cleanup()
+            except BaseException:
+                # The rest still run; their errors chain onto this one, as ExitStack does.
+                with ExitStack() as stack:
+                    for rest in reversed(self._cleanups[done + 1 :]):
+                        stack.callback(rest)
+                    raise

@@ -52,6 +52,8 @@ KeyOwner = Callable[[Message], str | None]
 HeaderCheck = Callable[[Mapping[str, Any], Message, float], None]
 ReplayRule = Callable[[SignatureResult, Message], tuple[str, float] | None]
 Envelope = Callable[[APISecError], Mapping[str, Any]]
+#: Signs one message with what a mechanism prepared for one profile and key.
+PreparedSign = Callable[[Message, float], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -143,12 +145,23 @@ class RequestVerifier:
 
 
 class ResponseSigner:
-    """Sign outgoing messages under one profile with one key."""
+    """Sign outgoing messages under one profile with one key.
+
+    A mechanism may offer ``prepare(profile, key)``: a :data:`PreparedSign` that does once
+    what is the same for every message (a detached JWS header without per-message members).
+    Whatever cannot be prepared is done per message, failing there as it would anyway."""
 
     def __init__(self, profile: Profile, key: PrivateKey, *, clock: Clock = time.time) -> None:
         self.profile = profile
         self.key = key
         self.clock = clock
+        prepare = getattr(profile.mechanism, "prepare", None)
+        try:
+            self._prepared: PreparedSign | None = prepare(profile, key) if prepare else None
+        except APISecError:
+            self._prepared = None  # the same error is raised by sign(), for each message
 
     def sign(self, message: Message) -> list[tuple[str, str]]:
+        if self._prepared is not None:
+            return self._prepared(message, self.clock())
         return self.profile.mechanism.sign(self.profile, message, self.key, self.clock())
