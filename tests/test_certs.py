@@ -127,8 +127,14 @@ def test_trusted_proxy_header_preferred_over_proxys_own_tls_cert(cert: x509.Cert
     source = ClientCertSource(trusted_proxies=[PROXY])
     msg = message([("Client-Cert", sf_bytes(der(cert)))], PROXY, tls=der(proxy_cert))
     assert source.client_certificate(msg) == der(cert)
-    # No header from the trusted proxy: fall back to the TLS layer.
-    assert source.client_certificate(message([], PROXY, tls=der(proxy_cert))) == der(proxy_cert)
+
+
+def test_proxys_own_tls_cert_never_stands_in_for_a_client_without_one() -> None:
+    # A proxy speaking mTLS to the app sends no header for a client without a certificate:
+    # its own certificate must not become "the client's" (a token bound to it would pass).
+    proxy_cert = make_cert("proxy")
+    source = ClientCertSource(trusted_proxies=[PROXY])
+    assert source.client_certificate(message([], PROXY, tls=der(proxy_cert))) is None
 
 
 # --- trusted proxies ------------------------------------------------------------------

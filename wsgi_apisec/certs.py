@@ -12,14 +12,16 @@ Two places, and what each is trusted for:
   ``$ssl_client_escaped_cert`` (URL-escaped PEM, header ``X-SSL-Client-Cert`` by default);
   Envoy ``X-Forwarded-Client-Cert`` (``Cert="<URL-escaped PEM>"``).
 
-When the peer is a trusted proxy its header is read first: that peer's own TLS certificate,
-if it has one, names the proxy, not the client. A header from a trusted proxy that cannot be
-parsed gives *no* certificate (logged as a warning), so a certificate-bound token then fails
-with ``invalid_token`` at binding time; an unbound token is unaffected.
+When the peer is a trusted proxy only its header is read: that peer's own TLS certificate,
+if it has one, names the proxy, not the client, so it is never taken for the client's. A
+header from a trusted proxy that cannot be parsed gives *no* certificate (logged as a
+warning), so a certificate-bound token then fails with ``invalid_token`` at binding time; an
+unbound token is unaffected.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -48,8 +50,15 @@ _FORMS = (CLIENT_CERT, SSL_CLIENT_CERT, XFCC)
 
 #: A certificate is a few KiB; a longer header is refused before any decoding.
 MAX_HEADER_LENGTH = 16 * 1024
+#: Certificates parsed, kept by their exact text: a client sends the same one on every
+#: request, and parsing it again (15-80 µs) is most of what certificate binding costs.
+#: Only successes are kept (a parser that raises caches nothing), at most 16 KiB each.
+_PARSED_CACHE = 256
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: What cryptography raises for a certificate it cannot read (a version field other than
+#: v1/v3 is InvalidVersion, which is not a ValueError).
+_UNPARSABLE = (ValueError, x509.InvalidVersion)
 
 
 class _BadHeader(ValueError):
@@ -106,10 +115,11 @@ class ClientCertSource:
         """The client certificate as DER, or ``None`` when there is no usable one."""
         if self.is_trusted_proxy(message.remote_addr):
             present = [form for form in self._forms if self._header_name(form) in message.headers]
-            if present:
-                return self._from_headers(message, present)
-        else:
-            self._warn_untrusted(message)
+            # No header from the proxy means its client showed no certificate (nginx leaves
+            # an empty variable's header out): the TLS peer here is the proxy itself, and a
+            # token bound to *its* certificate must not pass for every client without one.
+            return self._from_headers(message, present) if present else None
+        self._warn_untrusted(message)
         if self.use_tls_layer:
             return _from_tls(message.context.get(TLS_CONTEXT_KEY))
         return None
@@ -154,10 +164,11 @@ def _as_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+@functools.lru_cache(maxsize=_PARSED_CACHE)
 def _check_der(der: bytes) -> bytes:
     try:
         x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except _UNPARSABLE as exc:
         raise _BadHeader("not a DER X.509 certificate") from exc
     return der
 
@@ -169,11 +180,12 @@ def _unescape(value: str) -> str:
         raise _BadHeader("escaped PEM is not UTF-8") from exc
 
 
+@functools.lru_cache(maxsize=_PARSED_CACHE)
 def _pem_to_der(pem: str | bytes) -> bytes:
     raw = pem.encode("ascii", "replace") if isinstance(pem, str) else pem
     try:
         return x509.load_pem_x509_certificate(raw).public_bytes(Encoding.DER)
-    except ValueError as exc:
+    except _UNPARSABLE as exc:
         raise _BadHeader("not a PEM X.509 certificate") from exc
 
 
@@ -193,6 +205,7 @@ def _from_tls(value: object) -> bytes | None:
     return None
 
 
+@functools.lru_cache(maxsize=_PARSED_CACHE)
 def _parse_client_cert(value: str) -> bytes | None:
     """RFC 9440 §2.2: ``Client-Cert`` is an RFC 8941 Byte Sequence of the DER certificate."""
     try:
@@ -204,6 +217,7 @@ def _parse_client_cert(value: str) -> bytes | None:
     return _check_der(item.value)
 
 
+@functools.lru_cache(maxsize=_PARSED_CACHE)
 def _parse_escaped_pem(value: str) -> bytes | None:
     """nginx ``$ssl_client_escaped_cert``: the PEM, URL-escaped; empty when no certificate."""
     if len(value) > MAX_HEADER_LENGTH:
@@ -213,6 +227,7 @@ def _parse_escaped_pem(value: str) -> bytes | None:
     return _pem_to_der(_unescape(value))
 
 
+@functools.lru_cache(maxsize=_PARSED_CACHE)
 def _parse_xfcc(value: str) -> bytes | None:
     """Envoy XFCC: ``;``-separated ``Key=Value`` pairs, values quoted when they hold ``,;=``.
 

@@ -53,7 +53,7 @@ def _app(issuer: TestIssuer, trusted_proxies: list[str]) -> Flask:
 @pytest.fixture(scope="module")
 def mtls_port(pki: PKI, issuer: TestIssuer) -> Iterator[int]:
     """Client certificates required by the TLS layer."""
-    with serving(_app(issuer, ["127.0.0.1"]), pki.server_context("required")) as port:
+    with serving(_app(issuer, []), pki.server_context("required")) as port:
         yield port
 
 
