@@ -18,7 +18,8 @@ with the last good answer and its expiry. The rules, in the order they are appli
   not retried for ``cooldown``. The last good answer is served until ``max_stale`` past its
   expiry; after that, or with nothing cached, :class:`KeySourceError` (503).
 - **Negative answers** (the source says "no such participant"): cached for ``cooldown``.
-- **Bounded**: at most ``max_entries`` entries, least recently used dropped first.
+- **Bounded**: at most ``max_entries`` entries, least recently used dropped first, entries
+  without keys (negative or failed answers) before any that hold keys.
 """
 
 from __future__ import annotations
@@ -199,7 +200,22 @@ class CachedSource(Generic[T]):
             return entry
         entry = self._entries[key] = _Entry()
         if len(self._entries) > self._max_entries:
-            idle = next((k for k, e in self._entries.items() if not e.loading), None)
-            if idle is not None and idle != key:
-                del self._entries[idle]
+            self._evict(keep=key)
         return entry
+
+    def _evict(self, keep: str) -> None:
+        """Drop one idle entry: the least recently used one that holds no keys (a negative,
+        failed or never-loaded answer), else the least recently used one. Keys come from the
+        message (a participant id), so a flood of made-up ids must only push out each
+        other's "no such participant", never a real participant's keys."""
+        fallback = None
+        for name, entry in self._entries.items():
+            if name == keep or entry.loading:
+                continue
+            if entry.value is None:
+                del self._entries[name]
+                return
+            if fallback is None:
+                fallback = name
+        if fallback is not None:
+            del self._entries[fallback]

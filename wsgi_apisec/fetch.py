@@ -12,6 +12,7 @@ caller's choice.
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
@@ -19,10 +20,13 @@ import time
 import urllib.request
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from .errors import ConfigurationError, KeySourceError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "DocumentLimits",
@@ -161,15 +165,59 @@ class _Deadline:
             self.sock.settimeout(left)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes as the response reads them: every read first gets only the
+    time that is left. http.client reads the status line and the headers in a loop of its
+    own, so arming the socket between our reads alone would let a server that drips its
+    headers hold the caller without end."""
+
+    def __init__(self, raw: io.RawIOBase, deadline: _Deadline) -> None:
+        super().__init__()
+        self._raw = raw
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
+        self._deadline.arm()
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """The socket as http.client holds it: the real one, except that the response reads it
+    through a :class:`_DeadlineReader`."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def makefile(self, mode: str = "rb", *args: Any, **kw: Any) -> io.BufferedReader:
+        # The real makefile() holds a reference: the socket stays open for the body after
+        # urllib closes the connection, as it does for http.client's own reader.
+        raw = self._sock.makefile("rb", buffering=0)
+        return io.BufferedReader(_DeadlineReader(raw, self._deadline))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class _HTTPConnection(http.client.HTTPConnection):
     def __init__(self, host: str, /, *, deadline: _Deadline | None = None, **kw: Any) -> None:
         super().__init__(host, **kw)
         self._deadline = deadline
 
     def connect(self) -> None:
+        if self._deadline is not None:
+            self.timeout = self._deadline.left()  # connecting may only use what is left
         super().connect()
         if self._deadline is not None:
             self._deadline.watch(self.sock)
+            self.sock = _DeadlineSocket(self.sock, self._deadline)
 
 
 class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
@@ -261,14 +309,12 @@ def _exchange(
     try:
         request = urllib.request.Request(url, data=data, headers=dict(headers))  # noqa: S310
         with opener.open(request, timeout=timeout) as response:
-            return _read(response, deadline, max_bytes, what)
+            return _read(response, max_bytes, what)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise KeySourceError(_UNAVAILABLE, detail=f"{what}: {exc!r}") from exc
 
 
-def _read(
-    response: http.client.HTTPResponse, deadline: _Deadline, max_bytes: int, what: str
-) -> FetchResult:
+def _read(response: http.client.HTTPResponse, max_bytes: int, what: str) -> FetchResult:
     if 300 <= response.status < 400:
         where = response.headers.get("location", "")[:200]
         raise KeySourceError(
@@ -279,7 +325,6 @@ def _read(
         raise KeySourceError(_UNAVAILABLE, detail=f"{what}: {length} bytes > {max_bytes}")
     body = bytearray()
     while True:
-        deadline.arm()
         # At most max_bytes + 1 bytes are ever read: one more than allowed proves "too big".
         chunk = response.read1(min(_CHUNK, max_bytes + 1 - len(body)))
         if not chunk:

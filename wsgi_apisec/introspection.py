@@ -4,7 +4,8 @@ The resource server authenticates to the endpoint as a client (``client_secret_b
 default, or ``client_secret_post``) and posts ``token=...&token_type_hint=access_token``.
 Answers are cached under the SHA-256 of the token (the token itself is never kept in clear):
 ``active: true`` until the token's ``exp`` or ``ttl`` (whichever is first), anything
-refused for ``negative_ttl``. An endpoint that is down, answers non-200 or sends something
+refused for ``negative_ttl`` (in a cache of their own, so a flood of made-up tokens cannot
+push good answers out). An endpoint that is down, answers non-200 or sends something
 that is not an RFC 7662 answer is :class:`KeySourceError` (503); a token that is not active
 is :class:`InvalidToken` (401). A stale answer is never served: revocation wins over uptime.
 """
@@ -115,11 +116,14 @@ class Introspection:
         self.issuer = issuer
         self.audiences = (audience,) if isinstance(audience, str) else tuple(audience or ())
         self._cache: ExpiringLRU[bytes, _Answer] = ExpiringLRU(cache_size)
+        # Refusals apart: anyone can send made-up tokens, and their answers must never push
+        # a good token's answer out of the cache.
+        self._refused: ExpiringLRU[bytes, _Answer] = ExpiringLRU(cache_size)
 
     def introspect(self, token: str) -> AccessToken:
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         now = self.clock()
-        cached = self._cache.get(key, now)
+        cached = self._cache.get(key, now) or self._refused.get(key, now)
         if cached is not None:
             if cached.token is None or cached.window is None:
                 raise InvalidToken("the token is not active", code="token.inactive")
@@ -129,7 +133,7 @@ class Introspection:
         try:
             result, window = self._accept(answer, now)
         except InvalidToken:
-            self._cache.put(key, _Answer(None), now + self.negative_ttl)
+            self._refused.put(key, _Answer(None), now + self.negative_ttl)
             raise
         until = min(window.exp if window.exp is not None else now + self.ttl, now + self.ttl)
         self._cache.put(key, _Answer(result, window), until)
