@@ -78,7 +78,7 @@ def describe(net: Network, out: Transcript, workdir: Path) -> None:
     out.say(f"  PKI       throwaway CA + server cert for 127.0.0.1; client certs {parties}")
     out.say(f"            in {workdir}")
     out.say(f"  auth      {net.auth}   Authlib AS, ES256 at+jwt (client cert optional)")
-    out.say(f"  registry  {net.registry}   participant keys (public, plain http on loopback)")
+    out.say(f"  registry  {net.registry}   participant keys (public, TLS with the demo CA)")
     out.say(f"  lender    {net.lender}   OCEN lender-1 (client cert optional)")
     out.say(f"  fdx       {net.fdx}   FDX v6 API (client cert required)")
     out.say(f"  mapper    {net.mapper}   G2P Connect mapper (cert-bound tokens)")

@@ -6,8 +6,11 @@ closes its database (the temporary directory is the caller's).
 
 TLS: the authorization server and the lender ask for a client certificate, the FDX API and
 the receiver require one, the mapper asks for one and binds tokens to it (as each sample's
-``__main__`` does). The registry serves public keys over plain http on loopback, as its
-sample does: the lender has no setting to trust a private CA for it.
+``__main__`` does); the registry serves public keys over TLS without asking for one. Every
+key source is fetched over TLS trusting the demo CA only: the lender (``ca_file``), the FDX
+API (``ca_file``), the mapper and the receiver (a resolver and an ``issuers`` entry with
+that CA's fetcher) fetch the AS's JWKS at its ``jwks_uri`` and participants' keys from the
+registry; the clients check answers with registry keys through :meth:`Network.fetcher`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from cryptography import x509
 from flask import Flask, request
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -32,6 +34,7 @@ from sample_apps.config import DEMO_AUDIENCE, DemoConfig, make_demo_config
 from sample_apps.pki import PKI, make_pki
 from wsgi_apisec import jws
 from wsgi_apisec.encoding import b64url_decode, json_object
+from wsgi_apisec.fetch import UrlFetcher
 from wsgi_apisec.keys import PrivateKey
 from wsgi_apisec.registry import RegistryResolver
 
@@ -100,6 +103,10 @@ class Network:
         context.load_cert_chain(*self.certs[party])
         return context
 
+    def fetcher(self) -> UrlFetcher:
+        """A key-document fetcher that trusts the demo CA only (registry, JWKS)."""
+        return ca_fetcher(self.pki)
+
 
 def unverified_claims(access_token: str) -> dict[str, Any]:
     """A JWT's claims, read (not trusted) to show what the AS put in it: the resource
@@ -112,31 +119,43 @@ def unverified_claims(access_token: str) -> dict[str, Any]:
 TAMPERING = {b'"50000.00"': b'"90000.00"', b'"account:777@bank"': b'"account:666@evil"'}
 
 
+def ca_fetcher(pki: PKI) -> UrlFetcher:
+    """Fetch key documents over TLS trusting the demo CA only."""
+    return UrlFetcher(ssl_context=ssl.create_default_context(cafile=str(pki.ca_cert_path)))
+
+
 def start_network(workdir: Path, stack: ExitStack) -> Network:
     """Start every server; each is stopped when ``stack`` closes."""
     pki = make_pki(workdir / "pki", clients=CERTIFICATES)
+    ca = str(pki.ca_cert_path)
     auth, demo = _authserver(stack, pki)
-    reg = serve(stack, lambda _: registry.create_app(demo.registry), None)
-    # The resource servers trust the AS's signing key as it publishes it now (inline JWKS).
-    jwks = requests.get(auth + "/jwks", verify=str(pki.ca_cert_path), timeout=5).json()
-    issuer = {"issuer": auth, "jwks": jwks, "audience": DEMO_AUDIENCE}
+    reg = serve(stack, lambda _: registry.create_app(demo.registry), pki.server_context("none"))
+    # The resource servers fetch the AS's keys from its jwks_uri (issuer + "/jwks") over TLS.
+    issuer = {"issuer": auth, "audience": DEMO_AUDIENCE}
     lender = serve(
         stack,
         lambda _: ocen.create_app(
-            {**issuer, "registry_url": reg, "signing_key": demo.keys["lender-1"]}
+            {**issuer, "registry_url": reg, "ca_file": ca, "signing_key": demo.keys["lender-1"]}
         ),
         pki.server_context("optional"),
     )
     api = serve(
         stack,
-        lambda _: fdx.create_app({**issuer, "algorithms": ["ES256"], "sign_responses": True}),
+        lambda _: fdx.create_app(
+            {**issuer, "ca_file": ca, "algorithms": ["ES256"], "sign_responses": True}
+        ),
         pki.server_context("required"),
     )
     inbox: queue.Queue[Callback] = queue.Queue()
-    receiver = serve(stack, lambda _: _receiver(reg, inbox), pki.server_context("required"))
+    receiver = serve(stack, lambda _: _receiver(reg, pki, inbox), pki.server_context("required"))
+    mapper_issuer = {
+        **issuer,
+        "jwks_uri": auth + "/jwks",
+        "jwks_options": {"fetcher": ca_fetcher(pki)},
+    }
     mapper = serve(
         stack,
-        lambda _: _mapper(stack, pki, demo, issuer, reg, receiver),
+        lambda _: _mapper(stack, pki, demo, mapper_issuer, reg, receiver),
         pki.server_context("optional"),
     )
     return Network(
@@ -187,7 +206,10 @@ def _mapper(
         {
             "signature_profile": "g2p_connect",
             "issuers": [dict(issuer)],
-            "registry_url": registry_url,
+            # G2P Connect: the sender's whole JWKS, where its Ed25519 key sits next to others.
+            "key_resolver": RegistryResolver(
+                registry_url, path_template="/participants/{owner}/jwks", fetcher=ca_fetcher(pki)
+            ),
             "signing_key": demo.ed25519_keys["g2p-mapper"],
             # Callbacks only under the partner's receiver (SSRF guard of the sample).
             "callback_prefixes": {"g2p-partner": [receiver + "/g2p/"]},
@@ -201,12 +223,12 @@ def _mapper(
     return app
 
 
-def _receiver(registry_url: str, inbox: queue.Queue[Callback]) -> Flask:
+def _receiver(registry_url: str, pki: PKI, inbox: queue.Queue[Callback]) -> Flask:
     """The G2P partner's callback endpoint: accepts only callbacks whose G2P Connect
     signature verifies with the sender's key from the registry."""
     app = Flask("sample_apps.demo_receiver")
     app.config["APISEC_SIGNATURE_KEYS"] = RegistryResolver(
-        registry_url, path_template="/participants/{owner}/jwks"
+        registry_url, path_template="/participants/{owner}/jwks", fetcher=ca_fetcher(pki)
     )
     apisec = APISec(app)
 

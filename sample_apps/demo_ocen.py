@@ -74,7 +74,7 @@ def lsp_session(net: Network, stack: ExitStack) -> tuple[APISecSession, ClientCr
         cert=net.certs["lsp-1"],
         verify=net.ca,
     )
-    lender_key = RegistryResolver.ocen(net.registry)
+    lender_key = RegistryResolver.ocen(net.registry, fetcher=net.fetcher())
     session = APISecSession(
         tokens,
         sign=(profiles.OCEN, net.signing_keys["lsp-1"]),

@@ -37,6 +37,33 @@ from .signatures import (
 
 # --- key owners ---------------------------------------------------------------------------
 
+#: ``Message.context`` key naming the party a verifier expects to have signed a *response*:
+#: a client knows whom it called (``ResponseVerification(owner=...)`` sets it), and a
+#: response carries no verified token or sender field of the caller to name one.
+EXPECTED_SIGNER = "expected_signer"
+
+
+def expected_signer(message: Message) -> str | None:
+    """The party the verifier was told to expect (``context[EXPECTED_SIGNER]``), or ``None``
+    when it was told none (the resolver is then asked without an owner)."""
+    value = message.context.get(EXPECTED_SIGNER)
+    return value if isinstance(value, str) and value else None
+
+
+def per_direction(
+    request: KeyOwner | None, response: KeyOwner | None = expected_signer
+) -> KeyOwner:
+    """A key-owner rule that names the signer of a request with ``request`` and of a
+    response (a message with a status) with ``response``, by default the party the
+    verifier expects. Token claims and body fields name the *caller*, so they are rules for
+    requests only: ``OCEN.replace(key_owner=per_direction(token_claim("sub")))``."""
+
+    def owner(message: Message) -> str | None:
+        rule = request if message.status is None else response
+        return rule(message) if rule is not None else None
+
+    return owner
+
 
 def token_claim(claim: str) -> KeyOwner:
     """The signer is named by a claim of the *verified* access token in ``context["token"]``.
@@ -192,7 +219,8 @@ JWS = Profile(
 
 #: OCEN 4.0: ``x-jws-signature`` (docs: ``Signature``), RS256, ``b64:false`` as the reference
 #: code sends it (without ``crit``: a documented leniency of this profile only), key from the
-#: registry by the verified token's ``participantId``. Bodiless requests sign path + query.
+#: registry by the verified token's ``participantId`` (of a response: by the party the
+#: verifier expects, :data:`EXPECTED_SIGNER`). Bodiless requests sign path + query.
 OCEN = Profile(
     name="ocen",
     mechanism=_DETACHED,
@@ -201,7 +229,8 @@ OCEN = Profile(
     algorithms=frozenset({"RS256"}),
     jws_policy=JWSPolicy(algorithms=frozenset({"RS256"}), b64_without_crit=True),
     bodiless="path_query",
-    key_owner=token_claim("participantId"),
+    # Requests: the verified token's participantId; responses: the lender the client called.
+    key_owner=per_direction(token_claim("participantId")),
     match_kid=False,
     replay=signature_digest(24 * 3600.0),
     sign_alg="RS256",
@@ -231,7 +260,7 @@ UKOB = Profile(
 
 #: OpenG2P SPAR: ``Signature`` header, RS256, signs canonical JSON of the parsed body; the
 #: partner key is ``PARTNER_<SENDER_ID>`` from ``header.sender_id`` (or the 2.x
-#: ``request_header.sender_app_mnemonic``).
+#: ``request_header.sender_app_mnemonic``); of a response, the party the verifier expects.
 OPENG2P = Profile(
     name="openg2p",
     mechanism=_DETACHED,
@@ -240,7 +269,9 @@ OPENG2P = Profile(
     algorithms=frozenset({"RS256"}),
     jws_policy=JWSPolicy(algorithms=frozenset({"RS256"}), b64=frozenset({True})),
     payload="canonical_json",
-    key_owner=body_field(("header", "sender_id"), ("request_header", "sender_app_mnemonic")),
+    key_owner=per_direction(
+        body_field(("header", "sender_id"), ("request_header", "sender_app_mnemonic"))
+    ),
     replay=envelope_message_id(3600.0),
     sign_alg="RS256",
     sign_header=lambda message, now: {"typ": "JWT"},

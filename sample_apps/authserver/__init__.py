@@ -9,9 +9,10 @@
   RFC 7662 introspection;
 * ``/jwks``, RFC 8414 metadata, ``/introspect``, ``/revoke`` (RFC 7009).
 
-Run it (throwaway config, plain http on 127.0.0.1)::
+Run it (throwaway config and PKI, TLS on https://127.0.0.1:8443, client certificates asked
+for but not required; it prints the CA, a client certificate and the clients' secrets)::
 
-    python -m sample_apps.authserver
+    python -m sample_apps.authserver [port]
 """
 
 from __future__ import annotations

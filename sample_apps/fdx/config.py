@@ -7,6 +7,8 @@ Every key, with its default::
       "issuer": "https://127.0.0.1:8443",     # the authorization server (iss of tokens)
       "jwks_uri": null,                        # null: issuer + "/jwks" (the sample AS)
       "jwks": null,                            # inline JWKS instead of jwks_uri
+      "ca_file": null,                         # CA bundle (PEM path) trusted instead of the
+                                               # system store when fetching jwks_uri
       "audience": "urn:flask-apisec:sample-api",
       "algorithms": ["PS256", "ES256"],        # FAPI 1.0 Advanced §8.6
       "trusted_proxies": [],                   # peers whose Client-Cert header is trusted
@@ -22,6 +24,8 @@ Every key, with its default::
 from __future__ import annotations
 
 import json
+import os
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,7 @@ from typing import Any
 
 from sample_apps.config import DEMO_AUDIENCE
 from wsgi_apisec.errors import ConfigurationError
+from wsgi_apisec.fetch import UrlFetcher
 from wsgi_apisec.keys import PrivateKey
 
 __all__ = ["DEFAULTS", "FDXConfig", "apisec_config", "load_config"]
@@ -37,6 +42,7 @@ DEFAULTS: Mapping[str, Any] = {
     "issuer": "https://127.0.0.1:8443",
     "jwks_uri": None,
     "jwks": None,
+    "ca_file": None,
     "audience": DEMO_AUDIENCE,
     "algorithms": ("PS256", "ES256"),
     "trusted_proxies": (),
@@ -55,6 +61,7 @@ class FDXConfig:
     issuer: str
     jwks_uri: str | None
     jwks: Mapping[str, Any] | None = field(repr=False)
+    ca_file: str | None
     audience: str
     algorithms: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
@@ -83,6 +90,8 @@ def load_config(source: Mapping[str, Any] | str | Path | None = None) -> FDXConf
         raise ConfigurationError("fdx: algorithms must be PS256 and/or ES256 (FAPI 1.0 §8.6)")
     if values["jwks"] is not None and values["jwks_uri"] is not None:
         raise ConfigurationError("fdx: give jwks or jwks_uri, not both")
+    if values["ca_file"] is not None and values["jwks"] is not None:
+        raise ConfigurationError("fdx: ca_file is set but the JWKS is inline (nothing is fetched)")
     for flag in ("seed", "sign_responses"):
         if not isinstance(values[flag], bool):
             raise ConfigurationError(f"fdx: {flag} must be true or false")
@@ -93,6 +102,7 @@ def load_config(source: Mapping[str, Any] | str | Path | None = None) -> FDXConf
         issuer=issuer,
         jwks_uri=values["jwks_uri"],
         jwks=values["jwks"],
+        ca_file=_ca_file(values["ca_file"]),
         audience=_text(values["audience"], "audience"),
         algorithms=algorithms,
         trusted_proxies=_strings(values["trusted_proxies"], "trusted_proxies"),
@@ -115,6 +125,8 @@ def apisec_config(config: FDXConfig) -> dict[str, Any]:
         issuer["jwks"] = config.jwks
     else:
         issuer["jwks_uri"] = config.jwks_uri or config.issuer.rstrip("/") + "/jwks"
+        if config.ca_file is not None:
+            issuer["jwks_options"] = {"fetcher": _ca_fetcher(config.ca_file)}
     settings: dict[str, Any] = {
         "APISEC_ISSUERS": [issuer],
         # FAPI 1.0 Advanced §6.2.1: header-only tokens, sender-constrained tokens, and
@@ -134,6 +146,25 @@ def apisec_config(config: FDXConfig) -> dict[str, Any]:
 def _fresh_key() -> PrivateKey:
     key = PrivateKey.generate("ES256")
     return PrivateKey.from_key(key.key, kid=key.thumbprint(), algorithms=["ES256"])
+
+
+def _ca_file(value: Any) -> str | None:
+    """A readable CA bundle's path (checked now, so a wrong path fails at start)."""
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigurationError("fdx: ca_file must be a path")
+    _ca_fetcher(os.fspath(value))
+    return os.fspath(value)
+
+
+def _ca_fetcher(ca_file: str) -> UrlFetcher:
+    """Fetch over TLS trusting ``ca_file`` only (it replaces the system store)."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"fdx: ca_file {ca_file!r} is no CA bundle") from exc
+    return UrlFetcher(ssl_context=context)
 
 
 def _text(value: Any, name: str) -> str:

@@ -23,7 +23,11 @@ Config, with defaults::
       "issuer": ...,                      # required: the auth server's exact "iss"
       "jwks_uri": issuer + "/jwks",       # its JWKS (or give "jwks": an inline JWKS)
       "audience": "urn:flask-apisec:sample-api",   # None: no aud check (OCEN documents none)
-      "registry_url": ...,                # required: OCEN registry base URL
+      "registry_url": ...,                # OCEN registry base URL (this or key_resolver)
+      "key_resolver": None,               # a KeyResolver for callers' keys instead of the
+                                          #   registry (a StaticKeyResolver, a test double)
+      "ca_file": None,                    # CA bundle (PEM path) trusted instead of the
+                                          #   system store for jwks_uri and registry_url
       "signing_key": ...,                 # required: the lender's RS256 private key
                                           #   (PrivateKey, private JWK, PEM or PEM path)
       "signing_kid": None,                # kid put on response signatures (default: the key's)
@@ -35,6 +39,8 @@ Config, with defaults::
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +49,9 @@ from flask import Flask
 from flask_apisec import APISec
 from sample_apps.config import DEMO_AUDIENCE
 from wsgi_apisec.errors import ConfigurationError
+from wsgi_apisec.fetch import Fetcher, UrlFetcher
 from wsgi_apisec.registry import RegistryResolver
+from wsgi_apisec.resolvers import KeyResolver
 
 from .store import LoanStore
 from .views import LenderState, blueprint
@@ -57,13 +65,15 @@ DEFAULTS: Mapping[str, Any] = {
     "jwks": None,
     "audience": DEMO_AUDIENCE,
     "registry_url": None,
+    "key_resolver": None,
+    "ca_file": None,
     "signing_key": None,
     "signing_kid": None,
     "participant_id": "lender-1",
     "database": ":memory:",
     "replay_store": "memory",
 }
-_REQUIRED = ("issuer", "registry_url", "signing_key")
+_REQUIRED = ("issuer", "signing_key")
 #: OCEN tokens (PROTOCOLS.md): exp iat iss sub, plus participantId, which names the signer.
 _OCEN_CLAIMS = ("exp", "iat", "iss", "sub", "participantId")
 
@@ -71,12 +81,12 @@ _OCEN_CLAIMS = ("exp", "iat", "iss", "sub", "participantId")
 def create_app(config: Mapping[str, Any]) -> Flask:
     """The lender app for ``config`` (see the module docstring for the keys)."""
     settings = _settings(config)
+    fetcher = _fetcher(settings["ca_file"])
     app = Flask(__name__)
     app.config.update(
-        APISEC_ISSUERS=[_issuer(settings)],
+        APISEC_ISSUERS=[_issuer(settings, fetcher)],
         APISEC_SIGNATURE_PROFILE="ocen",
-        # The caller's key: GET {registry}/participant-roles/{participantId}, cached.
-        APISEC_SIGNATURE_KEYS=RegistryResolver.ocen(settings["registry_url"]),
+        APISEC_SIGNATURE_KEYS=_key_resolver(settings, fetcher),
         APISEC_SIGNING_KEY=settings["signing_key"],
         APISEC_SIGNING_KID=settings["signing_kid"],
         APISEC_REPLAY_STORE=settings["replay_store"],
@@ -103,10 +113,39 @@ def _settings(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigurationError(f"ocen lender: config needs {', '.join(missing)}")
     if settings["jwks"] is not None and settings["jwks_uri"] is not None:
         raise ConfigurationError("ocen lender: give jwks_uri or jwks, not both")
+    if (settings["registry_url"] is None) == (settings["key_resolver"] is None):
+        raise ConfigurationError("ocen lender: give registry_url or key_resolver (one of them)")
+    fetches = settings["registry_url"] is not None or settings["jwks"] is None
+    if settings["ca_file"] is not None and not fetches:  # a CA for nothing: surely a mistake
+        raise ConfigurationError("ocen lender: ca_file is set but nothing is fetched")
     return settings
 
 
-def _issuer(settings: Mapping[str, Any]) -> dict[str, Any]:
+def _fetcher(ca_file: Any) -> Fetcher | None:
+    """Key documents fetched over TLS trusting ``ca_file`` only (``None``: the system store)."""
+    if ca_file is None:
+        return None
+    if not isinstance(ca_file, str | os.PathLike):
+        raise ConfigurationError("ocen lender: ca_file must be a path")
+    try:
+        context = ssl.create_default_context(cafile=os.fspath(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"ocen lender: ca_file {str(ca_file)!r} is no CA bundle") from exc
+    return UrlFetcher(ssl_context=context)
+
+
+def _key_resolver(settings: Mapping[str, Any], fetcher: Fetcher | None) -> KeyResolver:
+    injected = settings["key_resolver"]
+    if injected is not None:
+        if not callable(getattr(injected, "resolve", None)):
+            raise ConfigurationError("ocen lender: key_resolver must be a KeyResolver")
+        resolver: KeyResolver = injected
+        return resolver
+    # The caller's key: GET {registry}/participant-roles/{participantId}, cached.
+    return RegistryResolver.ocen(str(settings["registry_url"]), fetcher=fetcher)
+
+
+def _issuer(settings: Mapping[str, Any], fetcher: Fetcher | None) -> dict[str, Any]:
     """The ``APISEC_ISSUERS`` entry for the network's auth server."""
     audience = settings["audience"]
     entry: dict[str, Any] = {
@@ -120,4 +159,6 @@ def _issuer(settings: Mapping[str, Any]) -> dict[str, Any]:
         entry["jwks"] = settings["jwks"]
     else:
         entry["jwks_uri"] = settings["jwks_uri"] or str(settings["issuer"]).rstrip("/") + "/jwks"
+        if fetcher is not None:
+            entry["jwks_options"] = {"fetcher": fetcher}
     return entry

@@ -192,6 +192,33 @@ def test_a_response_signed_by_another_key_is_refused(live: Live) -> None:
     assert caught.value.code == "upstream.signature.invalid"
 
 
+def test_ocen_response_keys_are_asked_for_the_expected_lender(live: Live) -> None:
+    """The OCEN profile unchanged: its key-owner rule names the party the client expects
+    for a response (a token's participantId is for requests)."""
+    tokens = ClientCredentials(
+        live.authserver + "/token",
+        "ocen-lender",
+        private_key=live.keys.ocen_client,
+        verify=live.ca,
+    )
+    lenders = StaticKeyResolver(owners={"lender-1": [live.keys.ocen_provider.public_key()]})
+
+    def session(owner: str) -> APISecSession:
+        return APISecSession(
+            tokens,
+            sign=(profiles.OCEN, live.keys.ocen_client),
+            verify_responses=ResponseVerification(profiles.OCEN, lenders, owner=owner),
+            verify=live.ca,
+        )
+
+    response = session("lender-1").post(live.api + "/ocen/loans", json={"id": str(uuid.uuid4())})
+    sig = signature_of(response)
+    assert sig is not None and (sig.owner, sig.kid) == ("lender-1", "lender-api")
+    with pytest.raises(ResponseSignatureError) as caught:
+        session("lender-2").post(live.api + "/ocen/loans", json={"id": str(uuid.uuid4())})
+    assert caught.value.code == "upstream.signature.unknown_key"
+
+
 # --- OpenG2P and G2P Connect ------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from wsgi_apisec.client import APISecSession, ClientCredentials, DPoPProofs, StaticToken, Token
-from wsgi_apisec.client.tokens import _lifetime
+from wsgi_apisec.client.credentials import _lifetime
 from wsgi_apisec.errors import ConfigurationError, TokenRequestError
 from wsgi_apisec.keys import PrivateKey, x5t_s256
 

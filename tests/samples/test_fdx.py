@@ -622,6 +622,21 @@ def test_config_is_checked_at_start():
         create_app({"jwks": {"keys": []}, "jwks_uri": "https://as.example/jwks"})
 
 
+@pytest.mark.parametrize(
+    ("ca_file", "message"),
+    [("/nonexistent/ca.pem", "is no CA bundle"), (__file__, "is no CA bundle"), (7, "a path")],
+    ids=["missing", "not-pem", "not-a-path"],
+)
+def test_ca_file_is_checked_at_start(ca_file: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        create_app({"ca_file": ca_file})
+
+
+def test_ca_file_with_an_inline_jwks_is_refused(issuer, pki):
+    with pytest.raises(ConfigurationError, match="nothing is fetched"):
+        create_app({"jwks": issuer.jwks, "ca_file": str(pki.ca_cert_path)})
+
+
 # --- over real TLS, with the sample authorization server ------------------------------------
 
 REDIRECT = "http://127.0.0.1:8000/callback"
@@ -630,6 +645,27 @@ REDIRECT = "http://127.0.0.1:8000/callback"
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     return make_pki(tmp_path_factory.mktemp("pki"), clients=("client", "other"))
+
+
+def test_jwks_uri_behind_a_private_ca_is_fetched_with_ca_file(issuer, cert, mint, pki):
+    """The issuer's JWKS served over TLS with a certificate of the throwaway CA."""
+
+    def jwks(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(issuer.jwks).encode()]
+
+    with serve(lambda _: jwks, pki.server_context("none")) as keys:
+        config = {"issuer": issuer.issuer, "jwks_uri": keys + "/jwks"}
+        answers = []
+        for extra in ({"ca_file": str(pki.ca_cert_path)}, {}):
+            app = create_app({**config, **extra})
+            app.test_client_class = APISecClient
+            answers.append(app.test_client().get(CORE, token=mint(), client_cert=cert))
+    trusting, untrusting = answers
+    assert trusting.status_code == 200, trusting.get_data(as_text=True)
+    # The system store does not know the CA: the key source is unavailable (503, not 401).
+    assert untrusting.status_code == 503, untrusting.get_data(as_text=True)
+    assert untrusting.get_json()["code"] == "keys.unavailable"
 
 
 def https(
@@ -705,8 +741,8 @@ def live(pki: PKI) -> Iterator[tuple[str, str, str]]:
         return authserver.create_app(holder["demo"].authserver)
 
     with serve(make_as, pki.server_context()) as as_url:
-        _, _, jwks = https(as_url, pki, None, "GET", "/jwks")
-        config = {"issuer": as_url, "jwks": jwks, "algorithms": ["ES256"]}
+        # The API fetches the AS's JWKS (issuer + "/jwks") trusting the throwaway CA.
+        config = {"issuer": as_url, "ca_file": str(pki.ca_cert_path), "algorithms": ["ES256"]}
         with serve(lambda _: create_app(config), pki.server_context("required")) as api:
             yield as_url, api, holder["demo"].secrets[AGGREGATOR]
 

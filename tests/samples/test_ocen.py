@@ -1,6 +1,7 @@
 """The OCEN lender sample: each route, then one test per attack on the token and the request
 signature, with the signer's key looked up in the sample participant registry served on
-127.0.0.1; and one run over real sockets (authorization server, registry, lender over TLS)."""
+127.0.0.1; key sources behind a private CA (``ca_file``) or injected (``key_resolver``); and
+one run over real sockets (authorization server, registry and lender, all over TLS)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ from flask_apisec.testing import APISecClient, TestIssuer
 from sample_apps import authserver, registry
 from sample_apps.config import DEMO_AUDIENCE, DemoConfig, make_demo_config
 from sample_apps.ocen import create_app
-from sample_apps.pki import make_pki
+from sample_apps.pki import PKI, make_pki
 from wsgi_apisec import jws
 from wsgi_apisec.encoding import b64url_encode, json_dumps
 from wsgi_apisec.errors import ConfigurationError, SignatureError
 from wsgi_apisec.keys import PrivateKey
 from wsgi_apisec.message import Body, Headers, Message
-from wsgi_apisec.profiles import OCEN
+from wsgi_apisec.profiles import EXPECTED_SIGNER, OCEN
 from wsgi_apisec.resolvers import StaticKeyResolver
 from wsgi_apisec.signatures import RequestVerifier, ResponseSigner
 
@@ -120,12 +121,13 @@ def lsp(client: APISecClient, issuer: TestIssuer, demo: DemoConfig) -> Lsp:
 
 
 def lender_verifies(resp: Any, key: PrivateKey) -> bool:
-    """The LSP's side: the answer's x-jws-signature over exactly the bytes received."""
-    verifier = RequestVerifier(
-        OCEN.replace(key_owner=None, replay=None), StaticKeyResolver([key.public_key()])
-    )
+    """The LSP's side: the answer's x-jws-signature over exactly the bytes received, with
+    the key of the lender it called (the OCEN profile as it is: responses are verified for
+    the expected signer, not for a token's participantId)."""
+    verifier = RequestVerifier(OCEN, StaticKeyResolver(owners={"lender-1": [key.public_key()]}))
     message = Message(status=resp.status_code, headers=Headers(list(resp.headers.items())))
     message.body = Body(resp.get_data())
+    message.context[EXPECTED_SIGNER] = "lender-1"
     try:
         return verifier.verify(message).covered == ("body",)
     except SignatureError:
@@ -353,6 +355,55 @@ def test_repeated_signed_get_is_served(lsp: Lsp) -> None:
     assert codes == [200, 200]
 
 
+# --- key sources: a private CA, an injected resolver ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("ocen-pki"), clients=("lsp",))
+
+
+@pytest.fixture(scope="module")
+def tls_registry(demo: DemoConfig, pki: PKI) -> Iterator[str]:
+    """The registry over TLS with a certificate of the throwaway CA (no system CA knows it)."""
+    with serve(lambda _: registry.create_app(demo.registry), pki.server_context("none")) as base:
+        yield base
+
+
+def lender(demo: DemoConfig, issuer: TestIssuer, **config: Any) -> APISecClient:
+    app = create_app({"issuer": ISSUER, "jwks": issuer.jwks, **config})
+    app.test_client_class = APISecClient
+    made = app.test_client()
+    assert isinstance(made, APISecClient)
+    return made
+
+
+def test_a_registry_behind_a_private_ca_is_reached_with_ca_file(
+    demo: DemoConfig, issuer: TestIssuer, tls_registry: str, pki: PKI
+) -> None:
+    base = {"registry_url": tls_registry, "signing_key": demo.keys["lender-1"]}
+    trusting = Lsp(
+        lender(demo, issuer, **base, ca_file=str(pki.ca_cert_path)),
+        token(issuer),
+        demo.keys["lsp-1"],
+    )
+    trusting.create()
+    # The system store does not know the CA: the key source is unavailable (503, not 401).
+    untrusting = Lsp(lender(demo, issuer, **base), token(issuer), demo.keys["lsp-1"])
+    resp = untrusting.send("POST", PATH, create_body())
+    assert problem(resp) == (503, "keys.unavailable")
+
+
+def test_key_resolver_replaces_the_registry(demo: DemoConfig, issuer: TestIssuer) -> None:
+    keys = StaticKeyResolver(owners={"lsp-1": [demo.keys["lsp-1"].public_key()]})
+    client = lender(demo, issuer, key_resolver=keys, signing_key=demo.keys["lender-1"])
+    Lsp(client, token(issuer), demo.keys["lsp-1"]).create()
+    # lender-1 is in the registry, but not among the resolver's owners.
+    other = Lsp(client, token(issuer, "lender-1"), demo.keys["lender-1"])
+    resp = other.send("POST", PATH, create_body(participant="lender-1"))
+    assert problem(resp) == (401, "signature.unknown_key")
+
+
 # --- configuration ------------------------------------------------------------------------
 
 
@@ -370,10 +421,34 @@ def test_bad_config_is_refused_at_start(config: dict[str, Any]) -> None:
         create_app(config)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"key_resolver": StaticKeyResolver([])}, "registry_url or key_resolver"),
+        ({"registry_url": None}, "registry_url or key_resolver"),
+        ({"registry_url": None, "key_resolver": "not a resolver"}, "must be a KeyResolver"),
+        ({"ca_file": "/nonexistent/ca.pem"}, "is no CA bundle"),
+        ({"ca_file": __file__}, "is no CA bundle"),
+        ({"ca_file": 42}, "must be a path"),
+        (
+            {"registry_url": None, "key_resolver": StaticKeyResolver([]), "ca_file": __file__},
+            "nothing is fetched",
+        ),
+    ],
+    ids=["both", "neither", "not-a-resolver", "no-ca-file", "not-pem", "not-a-path", "unused-ca"],
+)
+def test_key_source_config_is_checked_at_start(
+    demo: DemoConfig, issuer: TestIssuer, change: dict[str, Any], message: str
+) -> None:
+    config = {"issuer": ISSUER, "jwks": issuer.jwks, "registry_url": "https://r.example"}
+    with pytest.raises(ConfigurationError, match=message):
+        create_app({**config, "signing_key": demo.keys["lender-1"], **change})
+
+
 # --- over real sockets: authorization server, registry, lender over TLS ----------------------
 
 
-def lsp_access_token(base: str, key: PrivateKey) -> str:
+def lsp_access_token(base: str, key: PrivateKey, pki: PKI) -> str:
     """client_credentials with private_key_jwt (RFC 7523 §2.2), as ocen-lsp."""
     now = int(time.time())
     claims = {"iss": "ocen-lsp", "sub": "ocen-lsp", "aud": base + "/token", "iat": now}
@@ -386,7 +461,8 @@ def lsp_access_token(base: str, key: PrivateKey) -> str:
             "client_assertion": assertion,
         }
     )
-    conn = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc, timeout=5)
+    port = urllib.parse.urlsplit(base).port
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=pki.client_context(), timeout=5)
     conn.request("POST", "/token", form, {"Content-Type": "application/x-www-form-urlencoded"})
     answer = json.loads(conn.getresponse().read())
     conn.close()
@@ -394,18 +470,24 @@ def lsp_access_token(base: str, key: PrivateKey) -> str:
 
 
 def test_over_sockets_with_the_real_auth_server_and_registry(
-    demo: DemoConfig, registry_url: str, tmp_path: Path
+    demo: DemoConfig, tls_registry: str, pki: PKI, tmp_path: Path
 ) -> None:
-    pki = make_pki(tmp_path, clients=("lsp",))
-    with serve(lambda base: authserver.create_app({**demo.authserver, "issuer": base})) as auth:
-        config: dict[str, Any] = {"issuer": auth, "registry_url": registry_url}
-        config |= {"signing_key": demo.keys["lender-1"], "database": str(tmp_path / "ocen.db")}
+    """The lender fetches the AS's JWKS (jwks_uri) and lsp-1's key from the registry, both
+    over TLS with the throwaway CA (ca_file)."""
+
+    def as_app(base: str) -> Flask:
+        return authserver.create_app({**demo.authserver, "issuer": base})
+
+    with serve(as_app, pki.server_context()) as auth:
+        config: dict[str, Any] = {"issuer": auth, "registry_url": tls_registry}
+        config |= {"ca_file": str(pki.ca_cert_path), "signing_key": demo.keys["lender-1"]}
+        config |= {"database": str(tmp_path / "ocen.db")}
         with serve(lambda _: create_app(config), pki.server_context()) as lender:
             body = create_body("req-socket")
             message = Message(method="POST", target_uri=lender + PATH, body=Body(body))
             ((name, value),) = ResponseSigner(OCEN, demo.keys["lsp-1"]).sign(message)
             headers = {
-                "Authorization": f"Bearer {lsp_access_token(auth, demo.keys['ocen-lsp'])}",
+                "Authorization": f"Bearer {lsp_access_token(auth, demo.keys['ocen-lsp'], pki)}",
                 "Content-Type": "application/json",
                 name: value,
             }
@@ -420,8 +502,8 @@ def test_over_sockets_with_the_real_auth_server_and_registry(
             conn.close()
     assert status == 201, raw
     assert json.loads(raw)["loanApplications"][0]["status"] == "CREATED"
-    verifier = RequestVerifier(
-        OCEN.replace(key_owner=None, replay=None),
-        StaticKeyResolver([demo.keys["lender-1"].public_key()]),
-    )
-    assert verifier.verify(reply).covered == ("body",)
+    # The LSP checks the answer with the OCEN profile as it is, for the lender it called.
+    lenders = StaticKeyResolver(owners={"lender-1": [demo.keys["lender-1"].public_key()]})
+    reply.context[EXPECTED_SIGNER] = "lender-1"
+    result = RequestVerifier(OCEN, lenders).verify(reply)
+    assert (result.owner, result.covered) == ("lender-1", ("body",))

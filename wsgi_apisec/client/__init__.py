@@ -19,6 +19,11 @@ signatures and response signature checks, under the same profiles as the server 
     response.raise_for_status()
     signature_of(response)            # the SignatureResult of the verified response
 
+The session and the token provider close their connections with ``close()`` or at the end
+of a ``with`` block (closing the session closes its provider too). Neither takes proxies, a
+CA bundle or ``.netrc`` credentials from the environment unless ``trust_env=True``; give a
+proxy with ``proxies={"https": ...}``.
+
 ``requests`` and ``authlib`` come with the ``client`` extra; only this package imports them.
 """
 
@@ -33,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from .client_auth import AUTH_METHODS, ClientAuthentication, PrivateKeyAssertion
+from .credentials import ClientCredentials
 from .dpop import DPoPProofs
 from .session import APISecAuth, APISecSession
 from .signing import (
@@ -42,7 +48,7 @@ from .signing import (
     response_message,
     signature_of,
 )
-from .tokens import ClientCredentials, StaticToken, Token, TokenProvider
+from .tokens import StaticToken, Token, TokenProvider
 
 __all__ = [
     "AUTH_METHODS",

@@ -12,6 +12,7 @@ request once more with a new proof and signature, then checks the response signa
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -115,6 +116,18 @@ class APISecSession(requests.Session):
 
     Redirects are never followed: a signed request, its DPoP proof and its token are for
     one target URI, so a 3xx is returned as it is.
+
+    ``trust_env=False`` (unlike ``requests``): the environment's ``HTTP(S)_PROXY`` /
+    ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` and ``~/.netrc`` are not used. Every call carries
+    credentials (a token, a signature, a client assertion) and the configured CA and
+    certificate decide whom they reach; a proxy variable set for other programs would
+    otherwise route them (loopback calls included) through a proxy nobody configured for
+    this client. Give a proxy with ``proxies={"https": "http://proxy:3128"}``, or
+    ``trust_env=True`` for requests' behaviour; the key fetchers
+    (:class:`~wsgi_apisec.fetch.UrlFetcher`) ignore the environment too.
+
+    ``close()`` (or leaving a ``with`` block) closes the session's connections and those
+    of its token provider (when it has ``close()``, as :class:`ClientCredentials` does).
     """
 
     def __init__(
@@ -127,12 +140,16 @@ class APISecSession(requests.Session):
         cert: CertFiles | None = None,
         verify: bool | str = True,
         timeout: float | None = 30.0,
+        trust_env: bool = False,
+        proxies: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.auth = APISecAuth(tokens, dpop=dpop, sign=sign, verify_responses=verify_responses)
         self.cert = cert
         self.verify = verify
         self.timeout = timeout
+        self.trust_env = trust_env
+        self.proxies.update(proxies or {})
 
     @property
     def tokens(self) -> TokenProvider | None:
@@ -153,3 +170,9 @@ class APISecSession(requests.Session):
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         return None
+
+    def close(self) -> None:
+        super().close()
+        close = getattr(self.tokens, "close", None)
+        if callable(close):
+            close()

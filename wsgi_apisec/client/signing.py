@@ -131,10 +131,12 @@ class ResponseVerification:
 
     The client knows whom it called, so the signer is never taken from the response: keys
     are asked for ``owner`` (the server's participant / sender id; ``None``: any key the
-    resolver has), and a signature naming another party (G2P Connect's ``keyId``) is
-    refused. Error responses (status >= 400) without a signature are let through with
-    ``signature_of(response) is None`` -- servers, ours included, do not sign their own
-    refusals -- unless ``signed_errors=True``; a signed one is checked like any other.
+    resolver has) -- the profile's key-owner rule reads it from the message context
+    (:data:`~wsgi_apisec.profiles.EXPECTED_SIGNER`) -- and a signature naming another party
+    (G2P Connect's ``keyId``) is refused. Error responses (status >= 400) without a
+    signature are let through with ``signature_of(response) is None`` -- servers, ours
+    included, do not sign their own refusals -- unless ``signed_errors=True``; a signed one
+    is checked like any other.
     ``replay_store`` remembers accepted response signatures when given (default: none).
     """
 
@@ -150,7 +152,12 @@ class ResponseVerification:
     ) -> None:
         self.owner = owner
         self.signed_errors = signed_errors
-        self.profile = _profile(profile).replace(key_owner=lambda _message: owner)
+        chosen = _profile(profile)
+        # The profile's own rule names a response's signer (the built-in rules: ``owner``,
+        # which goes in the message context); a profile without a rule asks for ``owner``.
+        if chosen.key_owner is None:
+            chosen = chosen.replace(key_owner=profiles.expected_signer)
+        self.profile = chosen
         self.verifier = RequestVerifier(
             self.profile, resolver, replay_store=replay_store, clock=clock
         )
@@ -168,8 +175,11 @@ class ResponseVerification:
                 upstream_status=status,
                 code="upstream.signature.encoded",
             )
+        message = response_message(response)
+        if self.owner is not None:
+            message.context[profiles.EXPECTED_SIGNER] = self.owner
         try:
-            result = self.verifier.verify(response_message(response))
+            result = self.verifier.verify(message)
         except (SignatureError, InvalidRequest) as exc:
             raise ResponseSignatureError(
                 f"the response signature is not acceptable: {exc.description}",
