@@ -97,8 +97,9 @@ class Rule:
 
     ``pattern`` is a path glob (``"/mapper/**"``, ``"/api/*/items"``) or a compiled regex;
     either must match the *whole* decoded path. ``methods`` limits the rule to those methods
-    (``None``: all). Give ``profile`` to verify the request signature with it, ``token`` to
-    require an access token, both, or ``exempt=True`` for neither.
+    (``None``: all; a rule for GET also covers HEAD). Give ``profile`` to verify the request
+    signature with it, ``token`` to require an access token, both, or ``exempt=True`` for
+    neither.
     ``sign_response`` signs the answer when the signature middleware has a signing key;
     ``resolver`` overrides its key resolver for this rule.
     """
@@ -121,6 +122,10 @@ class Rule:
             )
         regex = self.pattern if isinstance(self.pattern, re.Pattern) else _glob(self.pattern)
         methods = None if self.methods is None else frozenset(m.upper() for m in self.methods)
+        if methods is not None and "GET" in methods:
+            # RFC 9110 §9.3.2: frameworks answer HEAD with the GET handler, so a GET rule
+            # must also hold for HEAD or HEAD would reach that handler unchecked.
+            methods |= {"HEAD"}
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_methods", methods)
 

@@ -9,7 +9,6 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import pytest
 from werkzeug.test import TestResponse
 
 from flask_apisec.testing import TestIssuer
@@ -146,20 +145,9 @@ def test_content_length_with_transfer_encoding_over_the_wire(target: Target, set
     assert target.app.calls == 0
 
 
-HEAD_BUG = (
-    "rules.Rule.matches: a rule for GET does not cover HEAD, so the bare middleware lets "
-    "HEAD through unchecked while every framework (Werkzeug, Django) serves HEAD with the "
-    "GET handler (RFC 9110 §9.3.2); the Flask extension routes HEAD to the GET view"
-)
-
-
-def test_rfc9110_s9_3_2_head_on_a_get_only_route(
-    target: Target, request: pytest.FixtureRequest
-) -> None:
+def test_rfc9110_s9_3_2_head_on_a_get_only_route(target: Target) -> None:
     """``/mtls`` is declared for GET only. HEAD runs the same handler in every framework,
     so it must be checked like GET."""
-    if target.kind == "wsgi":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=HEAD_BUG))
     resp = target.client.head("/mtls")
     assert resp.status_code == 401, f"{target.kind}: {resp.status_code}"
     assert resp.headers["WWW-Authenticate"] == challenge()
