@@ -6,12 +6,14 @@ stay bounded, and still ask the resolver for the key of every token (keys rotate
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from flask_apisec.testing import TestIssuer
 from tests.test_tokens import DROP, ISS, NOW, claims, kit, mint, signing_key
 from wsgi_apisec import tokens
 from wsgi_apisec.errors import InvalidToken
@@ -122,3 +124,21 @@ def test_known_headers_are_bounded() -> None:
         assert validator.validate(mint(key)).issuer == ISS
     assert len(validator._headers) == MAX_KNOWN_HEADERS
     assert validator.validate(mint(keys[0])).issuer == ISS  # pushed out: the full path
+
+
+def test_built_token_has_every_field_the_class_declares() -> None:
+    # AccessToken.built skips __init__: a field added to the class but not to the validator
+    # would be missing. dataclasses.replace() re-runs __init__ with every field it reads.
+    issuer = TestIssuer("ES256")
+    validator = TokenValidator(Issuer(issuer.issuer, jwks=issuer.jwks, audience=issuer.audience))
+    token = validator.validate(issuer.token("a b"))
+    assert set(vars(token)) == {f.name for f in dataclasses.fields(token)}
+    assert dataclasses.replace(token) == token
+
+
+def test_time_window_from_claims_has_every_field() -> None:
+    from wsgi_apisec.claims import TimeWindow
+
+    window = TimeWindow.from_claims({"exp": 10, "iat": 1}, leeway=5.0, max_age=60.0)
+    assert set(vars(window)) == {f.name for f in dataclasses.fields(window)}
+    assert window == TimeWindow(10.0, None, 1.0, 5.0, 60.0)

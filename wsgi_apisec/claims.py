@@ -102,7 +102,16 @@ class TimeWindow:
         iat = numeric_date(claims, "iat")
         if max_age is not None and iat is None:
             raise _invalid("the token lacks the 'iat' claim")
-        return cls(numeric_date(claims, "exp"), numeric_date(claims, "nbf"), iat, leeway, max_age)
+        # Once per token: skip the frozen __init__'s per-field object.__setattr__.
+        window = object.__new__(cls)
+        window.__dict__.update(
+            exp=numeric_date(claims, "exp"),
+            nbf=numeric_date(claims, "nbf"),
+            iat=iat,
+            leeway=leeway,
+            max_age=max_age,
+        )
+        return window
 
     @property
     def expires(self) -> float:

@@ -66,6 +66,15 @@ class AccessToken:
     #: ``"Bearer"`` or ``"DPoP"``: the scheme the token was presented with.
     scheme: str = "Bearer"
 
+    @classmethod
+    def built(cls, **fields: Any) -> AccessToken:
+        """An instance from *every* field, without the per-field ``object.__setattr__`` of a
+        frozen dataclass's ``__init__`` (a tenth of the claim checks' cost, once per token).
+        For validators that have already checked each value; everyone else calls the class."""
+        token = object.__new__(cls)
+        token.__dict__.update(fields)
+        return token
+
     def has_scope(self, *scopes: str) -> bool:
         """True when the token carries every scope named."""
         return all(s in self.scopes for s in scopes)
@@ -118,6 +127,7 @@ class Issuer:
     key_resolver: KeyResolver = field(init=False, repr=False)
     policy: jws.JWSPolicy = field(init=False, repr=False)
     audiences: tuple[str, ...] = field(init=False, repr=False)
+    audience_set: frozenset[str] = field(init=False, repr=False)
     types: frozenset[str] = field(init=False, repr=False)
     #: ``exp`` and ``required_claims``, as one set to test a token's claims against.
     claim_names: frozenset[str] = field(init=False, repr=False)
@@ -145,6 +155,7 @@ class Issuer:
         # A JWT access token never needs crit or RFC 7797 unencoded payloads.
         policy = jws.JWSPolicy(algs, understood_crit=frozenset(), b64=frozenset({True}))
         object.__setattr__(self, "audiences", audiences)
+        object.__setattr__(self, "audience_set", frozenset(audiences))
         object.__setattr__(self, "claim_names", frozenset(("exp", *self.required_claims)))
         object.__setattr__(self, "types", frozenset(types))
         object.__setattr__(self, "policy", policy)
@@ -395,7 +406,7 @@ def _token_from_claims(
     window.check(now)
     audience = audience_of(claims)
     # RFC 9068 §4: aud MUST contain an identifier this resource server expects.
-    if issuer.audiences and set(issuer.audiences).isdisjoint(audience):
+    if issuer.audience_set and issuer.audience_set.isdisjoint(audience):
         raise InvalidToken("the token is not meant for this audience", code="token.audience")
     typ_claim = claims.get("typ")
     if isinstance(typ_claim, str) and typ_claim.lower() not in _ACCESS_TYP_CLAIMS:
@@ -404,7 +415,7 @@ def _token_from_claims(
     if cnf is not None and not isinstance(cnf, dict):
         raise InvalidToken("the 'cnf' claim must be an object", code="token.claims")
     string_claim(claims, "jti")
-    token = AccessToken(
+    token = AccessToken.built(
         raw=raw,
         claims=MappingProxyType(claims),
         issuer=issuer.issuer,
@@ -415,5 +426,6 @@ def _token_from_claims(
         audience=audience,
         expires_at=int(window.exp) if window.exp is not None else None,
         cnf=MappingProxyType(cnf) if cnf is not None else None,
+        scheme="Bearer",
     )
     return token, window
