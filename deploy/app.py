@@ -22,8 +22,9 @@ certificate the token was bound to, and what it saw of the forwarded request.
   like-for-like comparison (bearer only: Authlib does not check ``cnf``); present only when
   Authlib is installed and the first issuer has an inline ``jwks``.
 
-Every response, including refusals made before Flask runs, carries ``X-Worker-Pid``; after
-every response the rest of an unread request body is drained (:class:`DrainBody`).
+Every response, including refusals made before Flask runs, carries ``X-Worker-Pid``. A
+refusal made before the body is read drains the rest of it (``wsgi_apisec.middleware``), so
+gunicorn does not reset the connection under nginx.
 """
 
 from __future__ import annotations
@@ -32,20 +33,18 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 
 from flask_apisec import APISec, current_binding
 from wsgi_apisec.environ import DEFAULT_MAX_BODY
 from wsgi_apisec.errors import ConfigurationError
-from wsgi_apisec.responses import ClosingIterable
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["PID_HEADER", "SCOPE", "DrainBody", "WorkerPid", "create_app", "settings_from_env"]
+__all__ = ["PID_HEADER", "SCOPE", "WorkerPid", "create_app", "settings_from_env"]
 
 SCOPE = "deploy:echo"
 PID_HEADER = "X-Worker-Pid"
@@ -68,41 +67,6 @@ def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             "APISEC_REPLAY_STORE must be set: several workers need one shared replay store"
         )
     return settings
-
-
-class DrainBody:
-    """After the response, reads and discards what is left of the request body, so the
-    connection can be closed or reused cleanly.
-
-    flask-apisec refuses a bad token *before* the body is read (by design: no work for an
-    unauthenticated client). gunicorn then drains at most 64 KiB of the unread body and
-    closes; closing a socket with unread data makes the kernel send a reset. Behind nginx,
-    still sending the body it buffered, the client then gets a 502 instead of the 401; a
-    client talking to gunicorn directly finds its keep-alive connection dropped. A body
-    whose ``Content-Length`` is past ``limit`` (a 413) is not read: nginx's
-    ``client_max_body_size`` should refuse it first.
-    """
-
-    def __init__(self, app: WSGIApplication, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        stream = environ.get("wsgi.input")  # the app may replace it with the verified body
-        declared = str(environ.get("CONTENT_LENGTH") or "").strip()
-        too_large = declared.isdigit() and int(declared) > self.limit
-        result = self.app(environ, start_response)
-        if stream is None or too_large:
-            return result
-        return ClosingIterable(result, partial(_drain, stream, self.limit))
-
-
-def _drain(stream: IO[bytes], limit: int) -> None:
-    left = limit
-    try:
-        while left > 0 and (chunk := stream.read(min(_READ_SIZE, left))):
-            left -= len(chunk)
-    except (OSError, ValueError):  # the client went away, or bad chunk framing
-        pass
 
 
 class WorkerPid:
@@ -196,6 +160,5 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     authlib = _authlib(settings)
     if authlib is not None:
         app.add_url_rule("/authlib", "authlib", authlib(_view()), methods=both)
-    limit = int(app.config["MAX_CONTENT_LENGTH"])
-    app.wsgi_app = WorkerPid(DrainBody(app.wsgi_app, limit))  # type: ignore[method-assign]
+    app.wsgi_app = WorkerPid(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -71,11 +71,46 @@ def _reject(
     start_response: StartResponse,
     profile: Profile | None = None,
     challenge: Challenge | None = None,
-) -> list[bytes]:
+    *,
+    drain: int = 0,
+) -> Iterable[bytes]:
     where = f"{environ.get('REQUEST_METHOD', '')} {route_path(environ)}"
     status, headers, payload = error_response(err, profile, challenge=challenge, where=where)
     start_response(status, headers)
-    return [payload]
+    drainer = _drainer(environ, drain)
+    return [payload] if drainer is None else ClosingIterable([payload], drainer)
+
+
+#: Read size when discarding an unread request body.
+_DRAIN_CHUNK = 64 * 1024
+
+
+def _drainer(environ: WSGIEnvironment, limit: int) -> Callable[[], None] | None:
+    """After a refusal, read and discard what is left of the request body (at most
+    ``limit`` bytes), so the server can reuse or close the connection cleanly: a server
+    that closes a socket with unread data sends a TCP reset, and a proxy still sending the
+    body then answers 502 instead of our 4xx. Only a body whose end the server knows
+    (``Content-Length`` up to ``limit``, or a terminated chunked stream) is read: a larger
+    one is the 413 itself, and reading an unframed stream could wait forever."""
+    stream = environ.get("wsgi.input")
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if limit <= 0 or stream is None or not hasattr(stream, "read"):
+        return None
+    if declared:
+        if not declared.isdigit() or int(declared) > limit:
+            return None
+    elif not environ.get("wsgi.input_terminated"):
+        return None
+
+    def drain() -> None:
+        left = limit
+        try:
+            while left > 0 and (chunk := stream.read(min(_DRAIN_CHUNK, left))):
+                left -= len(chunk)
+        except (OSError, ValueError):  # the client went away, or bad chunk framing
+            pass
+
+    return drain
 
 
 class SignatureMiddleware:
@@ -139,7 +174,7 @@ class SignatureMiddleware:
         try:
             route = self._match(environ)
         except APISecError as err:  # a callable rule source named a profile that cannot sign
-            return _reject(err, environ, start_response)
+            return _reject(err, environ, start_response, drain=self.max_body)
         if route is None:
             return self.app(environ, start_response)
         body = Body.EMPTY
@@ -149,7 +184,9 @@ class SignatureMiddleware:
             environ[ENV_SIGNATURE] = route.verifier.verify(request)
         except APISecError as err:
             body.close()
-            return _reject(err, environ, start_response, route.profile, self.challenge)
+            return _reject(
+                err, environ, start_response, route.profile, self.challenge, drain=self.max_body
+            )
         except BaseException:
             body.close()
             raise
@@ -162,7 +199,9 @@ class SignatureMiddleware:
             return run_signed(self.app, environ, start_response, sign, request, limits, body.close)
         except ResponseSigningError as err:
             body.close()  # never an unsigned response: the client gets a 500 problem
-            return _reject(err, environ, start_response, route.profile, self.challenge)
+            return _reject(
+                err, environ, start_response, route.profile, self.challenge, drain=self.max_body
+            )
         except BaseException:
             body.close()
             raise
@@ -241,7 +280,7 @@ class TokenMiddleware:
         try:
             requirement, profile = self._match(environ)
         except APISecError as err:
-            return _reject(err, environ, start_response)
+            return _reject(err, environ, start_response, drain=self.max_body)
         if requirement is None:
             return self.app(environ, start_response)
         # Further in, "the token" is only ever one this layer has verified.
@@ -259,7 +298,7 @@ class TokenMiddleware:
             if not isinstance(exc, APISecError):
                 raise
             hook = partial(self.guard.challenge, requirement=requirement)
-            return _reject(exc, environ, start_response, profile, hook)
+            return _reject(exc, environ, start_response, profile, hook, drain=self.max_body)
         if found is not None:
             environ[ENV_TOKEN], environ[ENV_BINDING] = found.token, found.binding
         if body is None:
