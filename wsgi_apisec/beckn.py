@@ -16,7 +16,6 @@ member instead, the digest covers the canonical JSON of the envelope without tha
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from typing import TYPE_CHECKING
@@ -42,6 +41,7 @@ HEADERS = "(created) (expires) digest"
 _PARAM = re.compile(r'\s*([A-Za-z]+)="([^"\\]{0,1024})"\s*(?:,|$)')
 _PARAMS = frozenset({"keyId", "algorithm", "created", "expires", "headers", "signature"})
 MAX_HEADER = 4096
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")
 
 
 def parse_header(value: str) -> dict[str, str]:
@@ -81,7 +81,8 @@ def signing_string(created: int, expires: int, digest: str) -> bytes:
 
 
 def _int(params: dict[str, str], name: str) -> int:
-    if not params[name].isdigit() or len(params[name]) > 12:
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
+    if _UNIX_TIME.fullmatch(params[name]) is None:
         raise MalformedSignature(f"{name} must be a Unix time")
     return int(params[name])
 
@@ -105,7 +106,7 @@ class BecknSignature:
         _check_sender(doc, sender)
         try:
             signature = base64.b64decode(params["signature"], validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII character
             raise MalformedSignature("signature is not base64") from exc
         payload = _signed_body(message, doc if in_envelope else None)
         data = signing_string(created, expires, body_digest(payload))

@@ -245,9 +245,8 @@ def _path_query(environ: WSGIEnvironment) -> str:
     path = _wsgi_bytes(text)
     query = str(environ.get("QUERY_STRING", ""))
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if isinstance(raw, str) and raw:
-        parts = urlsplit(raw) if not raw.startswith("/") else None
-        target = (parts.path + (f"?{parts.query}" if parts.query else "")) if parts else raw
+    target = _origin_form(raw) if isinstance(raw, str) and raw else None
+    if target is not None:
         raw_path, _, raw_query = target.partition("?")
         # A middleware (ProxyFix x_prefix, a dispatcher) may have moved SCRIPT_NAME: then
         # the raw target no longer names what the app serves, and the rebuilt one is used.
@@ -259,6 +258,18 @@ def _path_query(environ: WSGIEnvironment) -> str:
     return rebuilt + (f"?{query}" if query else "")
 
 
+def _origin_form(raw: str) -> str | None:
+    """Path and query of a request-target as sent (RFC 9112 §3.2): origin-form as it is,
+    absolute-form reduced to it; ``None`` for one that does not parse."""
+    if raw.startswith("/"):
+        return raw
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. "http://[x/": a broken IPv6 literal
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 def target_uri(environ: WSGIEnvironment) -> str:
     """The target URI, rebuilt as PEP 3333 "URL Reconstruction" does."""
     scheme = str(environ.get("wsgi.url_scheme", "http"))
@@ -268,7 +279,20 @@ def target_uri(environ: WSGIEnvironment) -> str:
         port = str(environ.get("SERVER_PORT", ""))
         if port and port != _DEFAULT_PORTS.get(scheme):
             host = f"{host}:{port}"
-    return f"{scheme}://{host}{_path_query(environ)}"
+    return f"{scheme}://{_checked_host(str(host))}{_path_query(environ)}"
+
+
+def _checked_host(host: str) -> str:
+    """``host``, unless no URI can be built on it: RFC 9112 §3.2 says a Host field with an
+    invalid value MUST get a 400. Brackets that are not an IP literal (and some non-ASCII)
+    make ``urlsplit`` refuse the target URI, which every check that reads it would meet."""
+    if host.isascii() and "[" not in host and "]" not in host:
+        return host
+    try:
+        urlsplit(f"//{host}/")
+    except ValueError as exc:
+        raise InvalidRequest("the Host header is not valid", detail=f"Host {host[:64]!r}") from exc
+    return host
 
 
 def request_headers(environ: WSGIEnvironment) -> Headers:

@@ -1,0 +1,1 @@
+"""One module per parser family; each defines ``TARGETS: dict[str, Target]``."""
