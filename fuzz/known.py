@@ -20,18 +20,7 @@ class KnownBug(NamedTuple):
     test: str
 
 
-KNOWN_BUGS: tuple[KnownBug, ...] = (
-    KnownBug(
-        "UnsupportedAlgorithm",
-        "wsgi_apisec/keys.py",
-        "tests/fuzz/test_regressions.py::test_client_cert_with_an_unknown_key_type_finds_no_key",
-    ),
-    KnownBug(
-        "TypeError",
-        "wsgi_apisec/profiles.py",
-        "tests/fuzz/test_regressions.py::test_ukob_tan_of_the_wrong_type_is_a_signature_error",
-    ),
-)
+KNOWN_BUGS: tuple[KnownBug, ...] = ()
 
 
 def is_known(exc: BaseException) -> bool:

@@ -170,9 +170,13 @@ class PublicKey(_Key):
         if isinstance(cert, bytes):
             try:
                 cert = x509.load_der_x509_certificate(cert)
-            except ValueError as exc:
+            except (ValueError, x509.InvalidVersion) as exc:
                 raise ConfigurationError("cannot load DER certificate") from exc
-        key = _verify_key(cert.public_key())
+        try:
+            public = cert.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:  # a key type cryptography lacks
+            raise ConfigurationError("the certificate's key type is not supported") from exc
+        key = _verify_key(public)
         return cls.from_key(key, kid=kid, algorithms=algorithms, certificate=cert)
 
     @classmethod

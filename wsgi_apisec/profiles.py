@@ -173,7 +173,9 @@ def ukob_checks(
             raise SignatureError(f"{UKOB_IAT} must be a number (integer seconds)")
         if iat > now + leeway:
             raise SignatureError(f"{UKOB_IAT} is in the future")
-        if header.get(UKOB_TAN) not in trusted_anchors:
+        tan = header.get(UKOB_TAN)
+        # A list or object is unhashable: test the type first, or `in` raises TypeError.
+        if not isinstance(tan, str) or tan not in trusted_anchors:
             raise SignatureError(f"{UKOB_TAN} is not the trusted anchor")
         iss = header.get(UKOB_ISS)
         if not isinstance(iss, str) or not iss:
