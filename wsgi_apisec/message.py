@@ -12,9 +12,20 @@ import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .encoding import json_loads
+from .errors import InvalidRequest
+
+
+def _split(uri: str) -> SplitResult:
+    """``urlsplit``, whose ``ValueError`` (an unbalanced ``[`` in the authority) becomes
+    the 400 it is: a Message built outside the WSGI adapter is not checked there."""
+    try:
+        return urlsplit(uri)
+    except ValueError as exc:
+        raise InvalidRequest("the target URI cannot be parsed") from exc
+
 
 CHUNK = 3 * 64 * 1024  # a multiple of 3, so base64 of a chunk never needs padding
 
@@ -139,13 +150,13 @@ class Message:
 
     @property
     def path(self) -> str:
-        return urlsplit(self.target_uri).path or "/"
+        return _split(self.target_uri).path or "/"
 
     @property
     def query(self) -> str:
-        return urlsplit(self.target_uri).query
+        return _split(self.target_uri).query
 
     @property
     def path_and_query(self) -> str:
-        parts = urlsplit(self.target_uri)
+        parts = _split(self.target_uri)
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
