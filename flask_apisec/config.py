@@ -341,7 +341,7 @@ def load_resolver(value: Any) -> KeyResolver | None:
     - a JWKS URI (``"https://..."``), or ``{"jwks_uri": ..., **JWKSResolver options}``;
     - an inline JWKS ``{"keys": [...]}``; or ``{"owners": {party_id: jwks}}`` for a fixed
       key per participant (what a registry would answer);
-    - ``{"registry": base_url, "kind": "ocen" | "openg2p", **RegistryResolver options}``;
+    - ``{"registry": base_url, "kind": "ocen" | "openg2p" | "g2p_connect", **options}``;
     - any :class:`~wsgi_apisec.resolvers.KeyResolver` object.
     """
     if value is None or callable(getattr(value, "resolve", None)):
@@ -365,9 +365,14 @@ def load_resolver(value: Any) -> KeyResolver | None:
             return JWKSResolver(options.pop("jwks_uri"), **options)
         if "registry" in options:
             base, kind = options.pop("registry"), options.pop("kind", "ocen")
-            if kind not in ("ocen", "openg2p"):
-                raise ConfigurationError(f"{what}: kind must be 'ocen' or 'openg2p'")
-            factory = RegistryResolver.ocen if kind == "ocen" else RegistryResolver.openg2p
+            factories = {
+                "ocen": RegistryResolver.ocen,
+                "openg2p": RegistryResolver.openg2p,
+                "g2p_connect": RegistryResolver.g2p_connect,
+            }
+            if kind not in factories:
+                raise ConfigurationError(f"{what}: kind must be one of {sorted(factories)}")
+            factory = factories[kind]
             return factory(base, **options)
     except TypeError as exc:
         raise ConfigurationError(f"{what}: {exc}") from exc

@@ -76,9 +76,7 @@ def partner_session(net: Network, stack: ExitStack) -> tuple[APISecSession, Clie
     )
     as_partner = {**profiles.G2P_CONNECT.options, "sender_id": PARTNER}
     # G2P Connect: the sender's whole JWKS, where its Ed25519 key sits next to others.
-    mapper_keys = RegistryResolver(
-        net.registry, path_template="/participants/{owner}/jwks", fetcher=net.fetcher()
-    )
+    mapper_keys = RegistryResolver.g2p_connect(net.registry, fetcher=net.fetcher())
     session = APISecSession(
         tokens,
         sign=RequestSigning(

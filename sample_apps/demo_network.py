@@ -207,9 +207,7 @@ def _mapper(
             "signature_profile": "g2p_connect",
             "issuers": [dict(issuer)],
             # G2P Connect: the sender's whole JWKS, where its Ed25519 key sits next to others.
-            "key_resolver": RegistryResolver(
-                registry_url, path_template="/participants/{owner}/jwks", fetcher=ca_fetcher(pki)
-            ),
+            "key_resolver": RegistryResolver.g2p_connect(registry_url, fetcher=ca_fetcher(pki)),
             "signing_key": demo.ed25519_keys["g2p-mapper"],
             # Callbacks only under the partner's receiver (SSRF guard of the sample).
             "callback_prefixes": {"g2p-partner": [receiver + "/g2p/"]},
@@ -227,8 +225,8 @@ def _receiver(registry_url: str, pki: PKI, inbox: queue.Queue[Callback]) -> Flas
     """The G2P partner's callback endpoint: accepts only callbacks whose G2P Connect
     signature verifies with the sender's key from the registry."""
     app = Flask("sample_apps.demo_receiver")
-    app.config["APISEC_SIGNATURE_KEYS"] = RegistryResolver(
-        registry_url, path_template="/participants/{owner}/jwks", fetcher=ca_fetcher(pki)
+    app.config["APISEC_SIGNATURE_KEYS"] = RegistryResolver.g2p_connect(
+        registry_url, fetcher=ca_fetcher(pki)
     )
     apisec = APISec(app)
 

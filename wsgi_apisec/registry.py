@@ -137,6 +137,12 @@ class RegistryResolver:
             base_url, path_template="/keys/{owner}", id_transform=openg2p_partner_id, **options
         )
 
+    @classmethod
+    def g2p_connect(cls, base_url: str, **options: Any) -> RegistryResolver:
+        """G2P Connect senders: every key of the participant as a JWKS,
+        ``GET {base_url}/participants/{sender_id}/jwks`` (the Ed25519 key is picked by alg)."""
+        return cls(base_url, path_template="/participants/{owner}/jwks", **options)
+
     def resolve(self, query: KeyQuery) -> list[PublicKey]:
         owner = _check_owner(query.owner)
         self.url_for(owner)  # refuse a bad transformed id before anything is cached

@@ -200,7 +200,7 @@ def _resolver(raw: Mapping[str, Any], profile: str) -> KeyResolver:
     if profile == "openg2p":
         return RegistryResolver.openg2p(url)
     # G2P Connect: the sender's whole JWKS, where its Ed25519 key sits next to others.
-    return RegistryResolver(url, path_template="/participants/{owner}/jwks")
+    return RegistryResolver.g2p_connect(url)
 
 
 def _signing_key(value: Any, profile: str) -> PrivateKey:

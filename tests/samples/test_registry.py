@@ -161,3 +161,13 @@ def test_resolver_reads_the_participant_jwks_route(live: str, demo: DemoConfig):
     resolver = RegistryResolver(live, path_template="/participants/{owner}/jwks")
     keys = resolver.resolve(KeyQuery("RS256", owner="lsp-1"))
     assert [k.thumbprint() for k in keys] == [demo.keys["lsp-1"].thumbprint()]
+
+
+@pytest.mark.server
+def test_resolver_g2p_connect_finds_the_senders_ed25519_key(live: str, demo: DemoConfig):
+    # G2P Connect (Beckn) signatures are Ed25519: the sender's JWKS also holds its RS256 key.
+    resolver = RegistryResolver.g2p_connect(live)
+    keys = resolver.resolve(KeyQuery("ed25519", owner="g2p-partner"))
+    assert [k.thumbprint() for k in keys] == [demo.ed25519_keys["g2p-partner"].thumbprint()]
+    with pytest.raises(UnknownKey):
+        resolver.resolve(KeyQuery("ed25519", owner="lsp-1"))  # no Ed25519 key
