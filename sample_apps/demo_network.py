@@ -121,7 +121,7 @@ TAMPERING = {b'"50000.00"': b'"90000.00"', b'"account:777@bank"': b'"account:666
 
 def ca_fetcher(pki: PKI) -> UrlFetcher:
     """Fetch key documents over TLS trusting the demo CA only."""
-    return UrlFetcher(ssl_context=ssl.create_default_context(cafile=str(pki.ca_cert_path)))
+    return UrlFetcher.trusting(pki.ca_cert_path)
 
 
 def start_network(workdir: Path, stack: ExitStack) -> Network:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
+import os
 import socket
 import ssl
 import time
@@ -264,6 +265,17 @@ class UrlFetcher:
             "Accept": "application/jwk-set+json, application/json",
             "User-Agent": user_agent,
         }
+
+    @classmethod
+    def trusting(cls, ca_file: str | os.PathLike[str], **options: Any) -> UrlFetcher:
+        """A fetcher that trusts the CA bundle ``ca_file`` *instead of* the system store (a
+        private PKI); a missing or unreadable bundle is a :class:`ConfigurationError` now,
+        not a failed fetch later."""
+        try:
+            context = ssl.create_default_context(cafile=os.fspath(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"ca_file {str(ca_file)!r} is no CA bundle") from exc
+        return cls(ssl_context=context, **options)
 
     def fetch(self, url: str, *, timeout: float, max_bytes: int) -> FetchResult:
         limits = (timeout, max_bytes)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,10 +160,9 @@ def _ca_file(value: Any) -> str | None:
 def _ca_fetcher(ca_file: str) -> UrlFetcher:
     """Fetch over TLS trusting ``ca_file`` only (it replaces the system store)."""
     try:
-        context = ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"fdx: ca_file {ca_file!r} is no CA bundle") from exc
-    return UrlFetcher(ssl_context=context)
+        return UrlFetcher.trusting(ca_file)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"fdx: {exc.description}") from exc
 
 
 def _text(value: Any, name: str) -> str:

@@ -40,7 +40,6 @@ Config, with defaults::
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,10 +127,9 @@ def _fetcher(ca_file: Any) -> Fetcher | None:
     if not isinstance(ca_file, str | os.PathLike):
         raise ConfigurationError("ocen lender: ca_file must be a path")
     try:
-        context = ssl.create_default_context(cafile=os.fspath(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"ocen lender: ca_file {str(ca_file)!r} is no CA bundle") from exc
-    return UrlFetcher(ssl_context=context)
+        return UrlFetcher.trusting(ca_file)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"ocen lender: {exc.description}") from exc
 
 
 def _key_resolver(settings: Mapping[str, Any], fetcher: Fetcher | None) -> KeyResolver:
