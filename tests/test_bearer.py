@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgi_apisec.bearer import challenge, extract_token, problem_body, require_scopes
+from wsgi_apisec.encoding import is_b64token
 from wsgi_apisec.errors import (
     APISecError,
     InsufficientScope,
@@ -348,3 +352,23 @@ def test_require_scopes_and_any_of() -> None:
     assert info.value.challenge == {"scope": "a b c"}
     with pytest.raises(InsufficientScope):
         require_scopes(_token("a"), scopes=["a"], any_of=["b", "c"])
+
+
+# --- RFC 6750 §2.1 b64token syntax --------------------------------------------------------
+
+_B64TOKEN_GRAMMAR = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x17F), max_size=40))
+@settings(max_examples=600, deadline=None)
+def test_rfc6750_s2_1_is_b64token_is_the_grammar(value: str) -> None:
+    assert is_b64token(value) == (_B64TOKEN_GRAMMAR.fullmatch(value) is not None)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("a", True), ("a==", True), ("mF_9.B5f-4.1JqM", True), ("a~+/", True), ("", False),
+     ("=", False), ("a=b", False), ("a b", False), ("a\x00", False), ("é", False)],
+)  # fmt: skip
+def test_rfc6750_s2_1_b64token_examples(value: str, expected: bool) -> None:
+    assert is_b64token(value) is expected

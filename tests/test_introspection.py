@@ -253,6 +253,17 @@ def test_validator_hands_opaque_tokens_to_introspection() -> None:
     assert len(poster.calls) == 1
 
 
+@pytest.mark.parametrize("token", ["abc def", "abc\u00e9", "a=b", "tok\r\nX-Injected: 1"])
+def test_rfc6750_s2_1_validator_never_introspects_a_non_b64token(token: str) -> None:
+    clock = FakeClock()
+    poster = FakePoster(active())
+    validator = TokenValidator(introspection(poster, clock), clock=clock)
+    with pytest.raises(InvalidToken) as info:
+        validator.validate(token)
+    assert info.value.code == "token.malformed"
+    assert poster.calls == []
+
+
 def test_validator_require_bound_applies_to_introspected_tokens() -> None:
     clock = FakeClock()
     validator = TokenValidator(

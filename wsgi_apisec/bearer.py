@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from .binding import Binding, check_binding
 from .certs import ClientCertSource
 from .dpop import DPoPVerifier, dpop_invalid_token
+from .encoding import is_b64token
 from .errors import (
     APISecError,
     InsufficientScope,
@@ -35,13 +36,12 @@ __all__ = [
     "TokenGuard",
     "challenge",
     "extract_token",
+    "is_b64token",
     "may_carry_form_token",
     "problem_body",
     "require_scopes",
 ]
 
-#: RFC 6750 §2.1: ``b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="``
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: RFC 6750 §3: quoted values are restricted to %x20-21 / %x23-5B / %x5D-7E.
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -62,7 +62,16 @@ def extract_token(
     A query ``access_token`` is refused (400) unless ``allow_query``; a form body is only
     looked at with ``allow_form`` (otherwise it belongs to the application).
     """
-    header = _from_header(message)
+    return _find_token(message, allow_form=allow_form, allow_query=allow_query)
+
+
+def _find_token(
+    message: Message, *, allow_form: bool, allow_query: bool, check_header: bool = True
+) -> tuple[str, str] | None:
+    """:func:`extract_token`; ``check_header=False`` leaves the ``b64token`` syntax of an
+    ``Authorization`` credential to the caller (:class:`TokenGuard` tests it only when the
+    token is refused: one that validated is made of base64url and dots)."""
+    header = _from_header(message, check_header)
     form = _from_form(message) if allow_form else []
     query_string = message.query
     query = _params(query_string, "URI query") if query_string else []
@@ -77,7 +86,7 @@ def extract_token(
     return ("Bearer", found[0]) if found else None
 
 
-def _from_header(message: Message) -> tuple[str, str] | None:
+def _from_header(message: Message, check: bool = True) -> tuple[str, str] | None:
     values = message.headers.get_all("Authorization")
     if not values:
         return None
@@ -88,9 +97,13 @@ def _from_header(message: Message) -> tuple[str, str] | None:
     if canonical is None:
         return None  # another scheme (Basic, ...): not an access token
     token = rest.lstrip(" ")  # RFC 6750 §2.1: "Bearer" 1*SP b64token
-    if _B64TOKEN.fullmatch(token) is None:
-        raise InvalidRequest(f"the {canonical} credentials are malformed")
+    if check and not is_b64token(token):
+        raise _malformed(canonical)
     return canonical, token
+
+
+def _malformed(scheme: str) -> InvalidRequest:
+    return InvalidRequest(f"the {scheme} credentials are malformed")
 
 
 def may_carry_form_token(method: str, content_type: str | None) -> bool:
@@ -120,7 +133,7 @@ def _params(text: str, where: str) -> list[str]:
         raise InvalidRequest(f"the {where} cannot be parsed") from exc
     tokens = [value for name, value in pairs if name == "access_token"]
     for token in tokens:
-        if _B64TOKEN.fullmatch(token) is None:
+        if not is_b64token(token):
             raise InvalidRequest(f"the access_token in the {where} is malformed")
     return tokens
 
@@ -218,14 +231,24 @@ class TokenGuard:
     def authorize(self, message: Message, requirement: TokenRequirement) -> Authorized | None:
         """The checked token, ``None`` for an optional route called without one; else the
         :class:`APISecError` to answer with."""
-        found = extract_token(message, allow_form=self.allow_form, allow_query=self.allow_query)
+        found = _find_token(
+            message, allow_form=self.allow_form, allow_query=self.allow_query, check_header=False
+        )
         if found is None:
             if requirement.optional:
                 return None
             raise MissingCredentials("an access token is required")
         scheme, raw = found
         try:
-            token = self.validator.validate(raw, scheme=scheme)
+            try:
+                token = self.validator.validate(raw, scheme=scheme)
+            except InvalidToken:
+                # RFC 6750 §3.1: a credential that is not a b64token is a malformed request
+                # (400), not a bad token. The validator checks an opaque token's syntax
+                # before introspecting it; a JWT that validates is base64url and dots.
+                if not is_b64token(raw):
+                    raise _malformed(scheme) from None
+                raise
             self._check_confirmation(token, requirement)
             binding = check_binding(
                 token,

@@ -19,6 +19,9 @@ from .errors import ConfigurationError, InvalidToken
 #: 9999-12-31T23:59:59Z: later NumericDates are refused as nonsense.
 MAX_NUMERIC_DATE = 253402300799
 _EMPTY = frozenset({""})
+#: The exact types a JSON number parses to (``bool`` is left out on purpose).
+_NUMBERS = (int, float)
+_set_attribute = object.__setattr__
 
 
 def _invalid(
@@ -31,14 +34,17 @@ def numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     """The claim as a NumericDate, or None when absent.
 
     RFC 7519 §2: a JSON number of seconds; non-integer values are allowed, so finite floats
-    are. ``true`` is a JSON literal, not a number (Python's ``bool`` is an ``int``: refuse it).
+    are. ``true`` is a JSON literal, not a number (Python's ``bool`` is an ``int``: the exact
+    type is tested, which refuses it).
     """
-    if name not in claims:
+    value = claims.get(name)
+    if value is None:
+        if name in claims:  # JSON null
+            raise _invalid(f"the {name!r} claim is not a NumericDate")
         return None
-    value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if value.__class__ not in _NUMBERS:
         raise _invalid(f"the {name!r} claim is not a NumericDate")
-    if not 0 <= value <= MAX_NUMERIC_DATE:
+    if not 0 <= value <= MAX_NUMERIC_DATE:  # NaN fails this too
         raise _invalid(f"the {name!r} claim is out of range")
     return float(value)
 
@@ -80,7 +86,7 @@ def audience_of(claims: Mapping[str, Any]) -> tuple[str, ...]:
 
 def string_claim(claims: Mapping[str, Any], name: str) -> str | None:
     value = claims.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is not None and value.__class__ is not str:
         raise _invalid(f"the {name!r} claim must be a string")
     return value
 
@@ -104,13 +110,14 @@ class TimeWindow:
             raise _invalid("the token lacks the 'iat' claim")
         # Once per token: skip the frozen __init__'s per-field object.__setattr__.
         window = object.__new__(cls)
-        window.__dict__.update(
-            exp=numeric_date(claims, "exp"),
-            nbf=numeric_date(claims, "nbf"),
-            iat=iat,
-            leeway=leeway,
-            max_age=max_age,
-        )
+        fields = {
+            "exp": numeric_date(claims, "exp"),
+            "nbf": numeric_date(claims, "nbf"),
+            "iat": iat,
+            "leeway": leeway,
+            "max_age": max_age,
+        }
+        _set_attribute(window, "__dict__", fields)
         return window
 
     @property

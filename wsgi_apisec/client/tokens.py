@@ -5,16 +5,14 @@ them from an authorization server.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..encoding import is_b64token
 from ..errors import TokenRequestError
 
 __all__ = ["BEARER", "DPOP", "StaticToken", "Token", "TokenProvider", "checked_token"]
 
-#: RFC 6750 §2.1 ``b64token``: what may follow ``Bearer`` / ``DPoP`` in ``Authorization``.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: The token types we can present (RFC 6750, RFC 9449); RFC 6749 §7.1: case-insensitive.
 BEARER, DPOP = "Bearer", "DPoP"
 _TOKEN_TYPES = {"bearer": BEARER, "dpop": DPOP}
@@ -57,7 +55,7 @@ def checked_token(
     scope: object,
 ) -> Token:
     """A :class:`Token`, or :class:`TokenRequestError` when it cannot go in a header."""
-    if not isinstance(access_token, str) or not _B64TOKEN.fullmatch(access_token):
+    if not isinstance(access_token, str) or not is_b64token(access_token):
         raise TokenRequestError("the token response has no usable access_token")
     kind = _TOKEN_TYPES.get(token_type.lower()) if isinstance(token_type, str) else None
     if kind is None:
