@@ -27,7 +27,7 @@ from flask import current_app, request
 
 from wsgi_apisec.bearer import require_scopes
 from wsgi_apisec.binding import Binding
-from wsgi_apisec.environ import ENV_BINDING, ENV_SIGNATURE, ENV_TOKEN
+from wsgi_apisec.environ import ENV_BINDING, ENV_SIGNATURE, ENV_TOKEN, ENV_TOKEN_REQUIREMENT
 from wsgi_apisec.errors import ConfigurationError
 from wsgi_apisec.rules import TokenRequirement
 from wsgi_apisec.signatures import Profile, SignatureResult
@@ -109,6 +109,8 @@ def _check_token(requirement: TokenRequirement) -> None:
     if not environ.get(ENV_INSTALLED):
         raise _not_installed(f"{_where()}: flask_apisec is not installed on this app")
     token = environ.get(ENV_TOKEN)
+    if environ.get(ENV_TOKEN_REQUIREMENT) is requirement and isinstance(token, AccessToken):
+        return  # the token layer checked this very requirement (the common case)
     if token is None and requirement.optional:
         return
     if not isinstance(token, AccessToken):

@@ -249,7 +249,8 @@ class TokenGuard:
                 if not is_b64token(raw):
                     raise _malformed(scheme) from None
                 raise
-            self._check_confirmation(token, requirement)
+            if requirement.cert_bound or requirement.dpop:
+                self._check_confirmation(token, requirement)
             binding = check_binding(
                 token,
                 message,
@@ -257,7 +258,9 @@ class TokenGuard:
                 dpop_verifier=self.dpop_verifier,
                 cert_source=self.cert_source,
             )
-            require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
+            # require_scopes builds its refusal; a token with every scope needs no call.
+            if not token.scopes.issuperset(requirement.scopes) or requirement.any_of:
+                require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
         except (InvalidToken, InsufficientScope) as err:
             if scheme == "DPoP":
                 err.scheme = "DPoP"  # RFC 9449 §7.1: answer in the scheme the client used

@@ -59,6 +59,7 @@ __all__ = [
     "ENV_CONTEXT",
     "ENV_SIGNATURE",
     "ENV_TOKEN",
+    "ENV_TOKEN_REQUIREMENT",
     "ENV_TRANSFER_ENCODING",
     "EnvironHeaders",
     "EnvironRequest",
@@ -76,6 +77,9 @@ LOG = logging.getLogger("wsgi_apisec")
 
 ENV_TOKEN = "wsgi_apisec.token"  # noqa: S105 -- an environ key, not a secret
 ENV_BINDING = "wsgi_apisec.binding"
+#: The :class:`~wsgi_apisec.rules.TokenRequirement` the token layer checked ``ENV_TOKEN``
+#: against (a framework's per-view check can tell its own requirement was the one applied).
+ENV_TOKEN_REQUIREMENT = "wsgi_apisec.token_requirement"  # noqa: S105 -- an environ key
 ENV_CONTEXT = "wsgi_apisec.context"
 ENV_SIGNATURE = "wsgi_apisec.signature"
 ENV_TRANSFER_ENCODING = "wsgi_apisec.transfer_encoding"
@@ -434,15 +438,16 @@ class EnvironRequest(Message):
     def from_environ(cls, environ: WSGIEnvironment, body: Body = Body.EMPTY) -> EnvironRequest:
         request = cls.__new__(cls)
         remote = environ.get("REMOTE_ADDR")
-        request.__dict__.update(
-            _environ=environ,
-            method=str(environ.get("REQUEST_METHOD", "GET")),
-            headers=EnvironHeaders(environ),
-            body=body,
-            status=None,
-            request=None,
-            remote_addr=str(remote) if remote else None,
-        )
+        fields = {
+            "_environ": environ,
+            "method": str(environ.get("REQUEST_METHOD", "GET")),
+            "headers": EnvironHeaders(environ),
+            "body": body,
+            "status": None,
+            "request": None,
+            "remote_addr": str(remote) if remote else None,
+        }
+        request.__dict__ = fields
         return request
 
     @property

@@ -26,6 +26,7 @@ from .environ import (
     ENV_BINDING,
     ENV_SIGNATURE,
     ENV_TOKEN,
+    ENV_TOKEN_REQUIREMENT,
     EnvironRequest,
     hand_body_to_app,
     message_from_environ,
@@ -268,12 +269,13 @@ class TokenMiddleware:
         self.default = default
         self.max_body = max_body
         self.spool_threshold = spool_threshold
+        source = self.rules
+        self._rule_for = source if callable(source) else partial(match, source)
 
     def _match(self, environ: WSGIEnvironment) -> tuple[TokenRequirement | None, Profile | None]:
         """What this request's route needs (``None``: no token check), and the profile whose
         error envelope a refusal is rendered in."""
-        method = str(environ.get("REQUEST_METHOD", "GET"))
-        rule = match(self.rules, method, route_path(environ))
+        rule = self._rule_for(str(environ.get("REQUEST_METHOD", "GET")), route_path(environ))
         return (self.default, None) if rule is None else (rule.token, rule.profile)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -286,6 +288,7 @@ class TokenMiddleware:
         # Further in, "the token" is only ever one this layer has verified.
         environ.pop(ENV_TOKEN, None)
         environ.pop(ENV_BINDING, None)
+        environ.pop(ENV_TOKEN_REQUIREMENT, None)
         body = None
         try:
             if self.guard.allow_form:
@@ -301,6 +304,7 @@ class TokenMiddleware:
             return _reject(exc, environ, start_response, profile, hook, drain=self.max_body)
         if found is not None:
             environ[ENV_TOKEN], environ[ENV_BINDING] = found.token, found.binding
+            environ[ENV_TOKEN_REQUIREMENT] = requirement
         if body is None:
             return self.app(environ, start_response)
         hand_body_to_app(environ, body)

@@ -14,14 +14,19 @@ from flask import Blueprint, Flask
 from flask.views import MethodView
 
 from flask_apisec import APISec, current_binding, current_signature, current_token
+from flask_apisec.context import ENV_INSTALLED
+from flask_apisec.decorators import token_requirement
 from flask_apisec.testing import ClientCert, TestIssuer, make_client_cert
 from tests.flask import make_app, outcome
-from wsgi_apisec.errors import ConfigurationError
+from wsgi_apisec.environ import ENV_TOKEN, ENV_TOKEN_REQUIREMENT
+from wsgi_apisec.errors import ConfigurationError, InsufficientScope
 from wsgi_apisec.keys import PrivateKey
 from wsgi_apisec.message import Body, Headers, Message
 from wsgi_apisec.profiles import OCEN
 from wsgi_apisec.resolvers import StaticKeyResolver
+from wsgi_apisec.rules import TokenRequirement
 from wsgi_apisec.signatures import RequestVerifier
+from wsgi_apisec.tokens import Issuer, TokenValidator
 
 CHALLENGE = "WWW-Authenticate"
 
@@ -483,3 +488,34 @@ def test_wrapped_view_keeps_its_name_and_coroutine_nature() -> None:
 
     assert view.__name__ == "view"
     assert inspect.iscoroutinefunction(view)
+
+
+def test_view_check_trusts_only_the_requirement_the_layer_applied(issuer: TestIssuer) -> None:
+    """The view-side check is skipped only when the token layer recorded this very
+    requirement; a token checked against another one (here: a wrapper or a second
+    middleware that put its own result in the environ) is checked again."""
+    app = make_app(issuers=[issuer.issuer_config()])
+    apisec = APISec(app)
+
+    @app.get("/admin")
+    @apisec.require_token(scopes=["admin"])
+    def admin() -> str:
+        return "secret"
+
+    view = app.view_functions["admin"]
+    requirement = token_requirement(view)
+    assert requirement is not None
+    token = TokenValidator(Issuer(**issuer.issuer_config())).validate(issuer.token("read"))
+    base = {ENV_INSTALLED: True, ENV_TOKEN: token}
+    other = TokenRequirement(scopes=("read",))
+    with (
+        app.test_request_context(
+            "/admin", environ_overrides={**base, ENV_TOKEN_REQUIREMENT: other}
+        ),
+        pytest.raises(InsufficientScope),
+    ):
+        view()
+    with app.test_request_context(
+        "/admin", environ_overrides={**base, ENV_TOKEN_REQUIREMENT: requirement}
+    ):
+        assert view() == "secret"  # what the layer applied is what the view asked for
