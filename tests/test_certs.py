@@ -340,3 +340,18 @@ def test_truncated_or_flipped_der_never_raises(cert: x509.Certificate, cut: int)
     for broken in (data[:cut], data[:cut] + b"\x00" + data[cut + 1 :]):
         got = source.client_certificate(message([("Client-Cert", sf_bytes(broken))], tls=broken))
         assert got is None or got == broken
+
+
+def test_trusted_proxy_answers_are_cached_and_bounded() -> None:
+    from wsgi_apisec import certs
+
+    source = ClientCertSource(trusted_proxies=["10.0.0.0/8", "::ffff:192.0.2.0/120"])
+    for _ in range(2):  # the second pass answers from the cache, the same way
+        assert source.is_trusted_proxy("10.1.2.3")
+        assert source.is_trusted_proxy("[::ffff:10.1.2.3]")  # IPv4-mapped: the IPv4 rule
+        assert not source.is_trusted_proxy("11.1.2.3")
+        assert not source.is_trusted_proxy("not an address")
+    for n in range(certs._ADDRESS_CACHE + 10):  # a flood of peers never grows it unbounded
+        assert source.is_trusted_proxy(f"10.0.{n // 256}.{n % 256}")
+        assert len(source._trusted) <= certs._ADDRESS_CACHE
+    assert not source.is_trusted_proxy("11.1.2.3")

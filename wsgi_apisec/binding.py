@@ -14,9 +14,11 @@ proof's own ``invalid_dpop_proof`` / ``use_dpop_nonce``.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .certs import ClientCertSource
@@ -32,6 +34,8 @@ __all__ = ["Binding", "check_binding", "check_certificate_binding"]
 SUPPORTED_CNF = frozenset({"x5t#S256", "jkt"})
 
 _TLS_ONLY = ClientCertSource()
+#: x5t#S256 of the certificates seen lately: a client sends the same one on every request.
+_thumbprint = functools.lru_cache(maxsize=256)(x5t_s256)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ def _confirmation(token: AccessToken) -> Mapping[str, Any]:
     cnf = token.cnf
     if cnf is None:
         return {}
-    if not isinstance(cnf, Mapping) or not all(
+    # A validated token's cnf is a MappingProxyType: skip the (slow) ABC check for it.
+    mapping = cnf.__class__ is MappingProxyType or isinstance(cnf, Mapping)
+    if not mapping or not all(
         isinstance(cnf[name], str) and cnf[name] for name in SUPPORTED_CNF & cnf.keys()
     ):
         raise InvalidToken("token confirmation claim is malformed", code="token.cnf_invalid")
@@ -61,7 +67,11 @@ def _confirmation(token: AccessToken) -> Mapping[str, Any]:
 def check_certificate_binding(token: AccessToken, cert_der: bytes | None) -> str | None:
     """RFC 8705 §3: the thumbprint that matched, or ``None`` when the token is not
     certificate-bound. Raises :class:`InvalidToken` when it is bound and does not match."""
-    expected = _confirmation(token).get("x5t#S256")
+    return _certificate_binding(_confirmation(token), cert_der)
+
+
+def _certificate_binding(cnf: Mapping[str, Any], cert_der: bytes | None) -> str | None:
+    expected = cnf.get("x5t#S256")
     if expected is None:
         return None
     # §3: a certificate-bound token is only honoured over mTLS with the same certificate.
@@ -70,7 +80,7 @@ def check_certificate_binding(token: AccessToken, cert_der: bytes | None) -> str
             "token is certificate-bound but no client certificate was presented",
             code="token.cert_missing",
         )
-    actual = x5t_s256(cert_der)
+    actual = _thumbprint(cert_der)
     wanted = str(expected).encode("utf-8", "surrogatepass")
     if not hmac.compare_digest(actual.encode("ascii"), wanted):
         raise InvalidToken(
@@ -105,7 +115,7 @@ def check_binding(
     thumbprint = None
     if "x5t#S256" in cnf:
         source = cert_source or _TLS_ONLY
-        thumbprint = check_certificate_binding(token, source.client_certificate(message))
+        thumbprint = _certificate_binding(cnf, source.client_certificate(message))
     proof = _check_dpop(token, message, cnf, scheme, dpop_verifier)
     binding = Binding(thumbprint, proof)
     if not binding.bound:

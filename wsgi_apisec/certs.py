@@ -54,6 +54,8 @@ MAX_HEADER_LENGTH = 16 * 1024
 #: request, and parsing it again (15-80 µs) is most of what certificate binding costs.
 #: Only successes are kept (a parser that raises caches nothing), at most 16 KiB each.
 _PARSED_CACHE = 256
+#: Peer addresses whose trusted-proxy answer a source keeps (then it starts over).
+_ADDRESS_CACHE = 1024
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: What cryptography raises for a certificate it cannot read (a version field other than
@@ -82,6 +84,10 @@ class ClientCertSource:
     use_tls_layer: bool = True
     _networks: tuple[_Network, ...] = field(init=False, repr=False)
     _forms: tuple[str, ...] = field(init=False, repr=False)
+    #: The header field name of each form in ``_forms``, in the same order.
+    _names: tuple[str, ...] = field(init=False, repr=False)
+    #: remote address -> is_trusted_proxy: an address is parsed once, not per request.
+    _trusted: dict[str, bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         proxies = _as_tuple(self.trusted_proxies)
@@ -99,10 +105,20 @@ class ClientCertSource:
         object.__setattr__(self, "header_forms", forms)
         object.__setattr__(self, "_networks", tuple(networks))
         object.__setattr__(self, "_forms", forms)
+        object.__setattr__(self, "_names", tuple(self._header_name(f) for f in forms))
+        object.__setattr__(self, "_trusted", {})
 
     def is_trusted_proxy(self, remote_addr: str | None) -> bool:
         if not remote_addr or not self._networks:
             return False
+        known = self._trusted.get(remote_addr)
+        if known is None:
+            if len(self._trusted) >= _ADDRESS_CACHE:
+                self._trusted.clear()  # many peers: start over rather than grow
+            known = self._trusted[remote_addr] = self._is_trusted(remote_addr)
+        return known
+
+    def _is_trusted(self, remote_addr: str) -> bool:
         try:
             addr = ipaddress.ip_address(remote_addr.strip("[]"))
         except ValueError:
@@ -114,7 +130,10 @@ class ClientCertSource:
     def client_certificate(self, message: Message) -> bytes | None:
         """The client certificate as DER, or ``None`` when there is no usable one."""
         if self.is_trusted_proxy(message.remote_addr):
-            present = [form for form in self._forms if self._header_name(form) in message.headers]
+            headers = message.headers
+            present = [
+                f for f, name in zip(self._forms, self._names, strict=True) if name in headers
+            ]
             # No header from the proxy means its client showed no certificate (nginx leaves
             # an empty variable's header out): the TLS peer here is the proxy itself, and a
             # token bound to *its* certificate must not pass for every client without one.
@@ -154,8 +173,7 @@ class ClientCertSource:
         return found.pop() if found else None
 
     def _warn_untrusted(self, message: Message) -> None:
-        for form in self._forms:
-            name = self._header_name(form)
+        for name in self._names:
             if name in message.headers:
                 log.warning("ignoring %s header from untrusted peer %s", name, message.remote_addr)
 
