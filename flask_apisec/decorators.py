@@ -105,7 +105,8 @@ def _where() -> str:
 
 
 def _check_token(requirement: TokenRequirement) -> None:
-    environ = request.environ
+    # One proxy lookup rather than three (Werkzeug's LocalProxy; typed as the Request).
+    environ = request._get_current_object().environ  # type: ignore[attr-defined]
     if not environ.get(ENV_INSTALLED):
         raise _not_installed(f"{_where()}: flask_apisec is not installed on this app")
     token = environ.get(ENV_TOKEN)

@@ -264,7 +264,10 @@ class TokenValidator:
         hit = self._cache.get(token, now) if self._cache is not None else None
         if hit is not None:
             hit.window.check(now)
-            return self._finish(hit.token, scheme)
+            found = hit.token
+            if found.scheme == scheme and not self.require_bound:
+                return found  # what _finish would return
+            return self._finish(found, scheme)
         known = self._known(token)
         if known is None:
             routed = self._route(token)
