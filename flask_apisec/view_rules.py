@@ -67,10 +67,7 @@ class ViewRules:
         self._serving = False
 
     def __call__(self, method: str, path: str) -> Rule | None:
-        if self._serving and len(path) <= MAX_CACHED_PATH and self.app._got_first_request:
-            policy = self._cached(method, path)  # what policy() does once serving, one call less
-        else:
-            policy = self.policy(method, path)
+        policy = self.policy(method, path)
         return None if policy is None else policy.rule
 
     def signer(self, method: str, path: str) -> ResponseSigner | None:

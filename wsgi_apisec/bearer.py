@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from .binding import UNBOUND, Binding, check_binding
+from .binding import Binding, check_binding
 from .certs import ClientCertSource
 from .dpop import DPoPVerifier, dpop_invalid_token
 from .encoding import is_b64token
@@ -36,7 +36,6 @@ __all__ = [
     "TokenGuard",
     "challenge",
     "extract_token",
-    "is_b64token",
     "may_carry_form_token",
     "problem_body",
     "require_scopes",
@@ -249,21 +248,15 @@ class TokenGuard:
                 if not is_b64token(raw):
                     raise _malformed(scheme) from None
                 raise
-            if requirement.cert_bound or requirement.dpop:
-                self._check_confirmation(token, requirement)
-            if token.cnf is None and scheme == "Bearer" and not self.require_bound:
-                binding = UNBOUND  # check_binding's own first answer, without the call
-            else:
-                binding = check_binding(
-                    token,
-                    message,
-                    require_bound=self.require_bound,
-                    dpop_verifier=self.dpop_verifier,
-                    cert_source=self.cert_source,
-                )
-            # require_scopes builds its refusal; a token with every scope needs no call.
-            if not token.scopes.issuperset(requirement.scopes) or requirement.any_of:
-                require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
+            self._check_confirmation(token, requirement)
+            binding = check_binding(
+                token,
+                message,
+                require_bound=self.require_bound,
+                dpop_verifier=self.dpop_verifier,
+                cert_source=self.cert_source,
+            )
+            require_scopes(token, scopes=requirement.scopes, any_of=requirement.any_of)
         except (InvalidToken, InsufficientScope) as err:
             if scheme == "DPoP":
                 err.scheme = "DPoP"  # RFC 9449 §7.1: answer in the scheme the client used

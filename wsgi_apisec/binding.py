@@ -28,7 +28,7 @@ from .keys import x5t_s256
 from .message import Message
 from .tokens import AccessToken
 
-__all__ = ["UNBOUND", "Binding", "check_binding", "check_certificate_binding"]
+__all__ = ["Binding", "check_binding", "check_certificate_binding"]
 
 #: Confirmation methods this library can check.
 SUPPORTED_CNF = frozenset({"x5t#S256", "jkt"})
@@ -107,7 +107,7 @@ def check_binding(
     """
     scheme = token.scheme.lower()
     if token.cnf is None and scheme == "bearer" and not require_bound:
-        return UNBOUND  # the common case, kept cheap: an unbound bearer token, allowed here
+        return _UNBOUND  # the common case, kept cheap: an unbound bearer token, allowed here
     cnf = _confirmation(token)
     if scheme not in ("bearer", "dpop"):
         raise InvalidToken(f"unsupported authorization scheme {token.scheme[:16]!r}")
@@ -162,5 +162,4 @@ def _algs(verifier: DPoPVerifier | None) -> dict[str, str] | None:
     return verifier.challenge() if verifier is not None else None
 
 
-#: The binding of an unbound bearer token.
-UNBOUND = Binding()
+_UNBOUND = Binding()

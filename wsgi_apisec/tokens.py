@@ -264,10 +264,7 @@ class TokenValidator:
         hit = self._cache.get(token, now) if self._cache is not None else None
         if hit is not None:
             hit.window.check(now)
-            found = hit.token
-            if found.scheme == scheme and not self.require_bound:
-                return found  # what _finish would return
-            return self._finish(found, scheme)
+            return self._finish(hit.token, scheme)
         known = self._known(token)
         if known is None:
             routed = self._route(token)
@@ -412,8 +409,7 @@ def _token_from_claims(
         raise InvalidToken(f"the token lacks the {name!r} claim", code="token.claims")
     window = TimeWindow.from_claims(claims, leeway=issuer.leeway, max_age=issuer.max_age)
     window.check(now)
-    aud = claims.get("aud")
-    audience = (aud,) if aud.__class__ is str else audience_of(claims)
+    audience = audience_of(claims)
     # RFC 9068 §4: aud MUST contain an identifier this resource server expects.
     if issuer.audience_set and issuer.audience_set.isdisjoint(audience):
         raise InvalidToken("the token is not meant for this audience", code="token.audience")
