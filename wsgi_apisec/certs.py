@@ -131,9 +131,8 @@ class ClientCertSource:
         """The client certificate as DER, or ``None`` when there is no usable one."""
         if self.is_trusted_proxy(message.remote_addr):
             headers = message.headers
-            present = [
-                f for f, name in zip(self._forms, self._names, strict=True) if name in headers
-            ]
+            pairs = zip(self._forms, self._names, strict=True)
+            present = [(form, name) for form, name in pairs if name in headers]
             # No header from the proxy means its client showed no certificate (nginx leaves
             # an empty variable's header out): the TLS peer here is the proxy itself, and a
             # token bound to *its* certificate must not pass for every client without one.
@@ -148,10 +147,10 @@ class ClientCertSource:
             form, "X-Forwarded-Client-Cert"
         )
 
-    def _from_headers(self, message: Message, forms: list[str]) -> bytes | None:
+    def _from_headers(self, message: Message, present: list[tuple[str, str]]) -> bytes | None:
+        """The certificate of the ``(form, header name)`` pairs the request carries."""
         found: set[bytes] = set()
-        for form in forms:
-            name = self._header_name(form)
+        for form, name in present:
             values = message.headers.get_all(name)
             try:
                 if len(values) != 1:

@@ -21,7 +21,6 @@ MAX_NUMERIC_DATE = 253402300799
 _EMPTY = frozenset({""})
 #: The exact types a JSON number parses to (``bool`` is left out on purpose).
 _NUMBERS = (int, float)
-_set_attribute = object.__setattr__
 
 
 def _invalid(
@@ -117,7 +116,7 @@ class TimeWindow:
             "leeway": leeway,
             "max_age": max_age,
         }
-        _set_attribute(window, "__dict__", fields)
+        object.__setattr__(window, "__dict__", fields)
         return window
 
     @property

@@ -46,7 +46,6 @@ _KID = re.compile(r"[A-Za-z0-9._~+/=:@#-]{1,256}")
 MAX_KNOWN_HEADERS = 64
 #: Keycloak's own ``typ`` *claim* on access tokens; ``ID`` / ``Refresh`` are refused.
 _ACCESS_TYP_CLAIMS = frozenset({"bearer", "dpop", "at+jwt"})
-_set_attribute = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class AccessToken:
         the claim checks' cost, once per token). For validators that have already checked
         each value; everyone else calls the class."""
         token = object.__new__(cls)
-        _set_attribute(token, "__dict__", fields)
+        object.__setattr__(token, "__dict__", fields)
         return token
 
     def has_scope(self, *scopes: str) -> bool:
