@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from flask_apisec.testing import TestIssuer
 from tests.test_tokens import DROP, ISS, NOW, claims, kit, mint, signing_key
 from wsgi_apisec import tokens
+from wsgi_apisec.claims import ExpiringLRU
 from wsgi_apisec.errors import InvalidToken
 from wsgi_apisec.keys import KeySet, PrivateKey
 from wsgi_apisec.resolvers import StaticKeyResolver
@@ -142,3 +145,44 @@ def test_time_window_from_claims_has_every_field() -> None:
     window = TimeWindow.from_claims({"exp": 10, "iat": 1}, leeway=5.0, max_age=60.0)
     assert set(vars(window)) == {f.name for f in dataclasses.fields(window)}
     assert window == TimeWindow(10.0, None, 1.0, 5.0, 60.0)
+
+
+def test_lru_reads_without_the_lock_stay_correct_under_threads() -> None:
+    """``ExpiringLRU.get`` takes no lock: with writers evicting and replacing entries in
+    other threads, a read returns the value put for that key or None, never raises, and the
+    size bound holds."""
+    lru: ExpiringLRU[int, int] = ExpiringLRU(8)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer(offset: int) -> None:
+        n = 0
+        while not stop.is_set():
+            key = (n + offset) % 32
+            lru.put(key, key * 10, expires=2.0 if n % 3 else 0.5)  # some expire at now=1
+            n += 1
+
+    def reader() -> None:
+        try:
+            for n in range(20_000):
+                found = lru.get(n % 32, now=1.0)
+                assert found is None or found == (n % 32) * 10
+        except BaseException as exc:  # handed to the main thread
+            errors.append(exc)
+
+    writers = [threading.Thread(target=writer, args=(k,)) for k in (0, 7)]
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for t in writers + readers:
+            t.start()
+        for t in readers:
+            t.join()
+    finally:
+        stop.set()
+        for t in writers:
+            t.join()
+        sys.setswitchinterval(previous)
+    assert errors == []
+    assert len(lru) <= 8

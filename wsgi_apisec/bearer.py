@@ -11,8 +11,10 @@ into a 403 ``insufficient_scope``. :class:`TokenGuard` runs the whole check a ro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from .binding import Binding, check_binding
@@ -50,6 +52,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = "application/x-www-form-urlencoded"
 MAX_DESCRIPTION = 200
 _MAX_FIELDS = 1000
+#: No tokens found in a place (shared: nothing is allocated for the common case).
+_NONE: tuple[str, ...] = ()
+#: ``cnf`` of an unbound token, for the checks that read it.
+_NO_CNF: Mapping[str, Any] = MappingProxyType({})
 
 
 def extract_token(
@@ -71,9 +77,9 @@ def _find_token(
     ``Authorization`` credential to the caller (:class:`TokenGuard` tests it only when the
     token is refused: one that validated is made of base64url and dots)."""
     header = _from_header(message, check_header)
-    form = _from_form(message) if allow_form else []
+    form = _from_form(message) if allow_form else _NONE
     query_string = message.query
-    query = _params(query_string, "URI query") if query_string else []
+    query = _params(query_string, "URI query") if query_string else _NONE
     if query and not allow_query:
         raise InvalidRequest("access tokens are not accepted in the URI query")
     # RFC 6750 §2: clients MUST NOT use more than one method per request.
@@ -112,16 +118,16 @@ def may_carry_form_token(method: str, content_type: str | None) -> bool:
     return media_type == _FORM and method.upper() in _BODY_METHODS
 
 
-def _from_form(message: Message) -> list[str]:
+def _from_form(message: Message) -> Sequence[str]:
     if not may_carry_form_token(message.method, message.headers.get("Content-Type")):
-        return []
+        return _NONE
     raw = message.body.read()
     try:
         text = raw.decode("ascii")  # §2.2: the body contains only ASCII characters
     except UnicodeDecodeError:
         if b"access_token=" in raw:
             raise InvalidRequest("a form body carrying a token must be ASCII") from None
-        return []
+        return _NONE
     return _params(text, "form body")
 
 
@@ -198,8 +204,7 @@ def require_scopes(
 # --- a route's whole token check -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Authorized:
+class Authorized(NamedTuple):
     """A request whose token passed: the token and how it was tied to the request."""
 
     token: AccessToken
@@ -265,7 +270,7 @@ class TokenGuard:
 
     def _check_confirmation(self, token: AccessToken, requirement: TokenRequirement) -> None:
         """What the route demands of ``cnf``, checked before any proof is spent."""
-        cnf = token.cnf or {}
+        cnf = token.cnf or _NO_CNF
         if requirement.cert_bound and "x5t#S256" not in cnf:
             # RFC 8705 §3: the route only honours certificate-bound tokens.
             raise InvalidToken(

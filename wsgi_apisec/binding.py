@@ -34,6 +34,8 @@ __all__ = ["Binding", "check_binding", "check_certificate_binding"]
 SUPPORTED_CNF = frozenset({"x5t#S256", "jkt"})
 
 _TLS_ONLY = ClientCertSource()
+#: The schemes as the validator spells them, already lower-cased (no new string per call).
+_LOWER = {"Bearer": "bearer", "DPoP": "dpop"}
 #: x5t#S256 of the certificates seen lately: a client sends the same one on every request.
 _thumbprint = functools.lru_cache(maxsize=256)(x5t_s256)
 
@@ -105,7 +107,7 @@ def check_binding(
     ``dpop_verifier``: needed to accept DPoP; without one a DPoP request is refused.
     ``cert_source``: where the client certificate comes from (default: the TLS layer only).
     """
-    scheme = token.scheme.lower()
+    scheme = _LOWER.get(token.scheme) or token.scheme.lower()  # RFC 9110 §11.1
     if token.cnf is None and scheme == "bearer" and not require_bound:
         return _UNBOUND  # the common case, kept cheap: an unbound bearer token, allowed here
     cnf = _confirmation(token)

@@ -142,7 +142,8 @@ V = TypeVar("V")
 
 
 class ExpiringLRU(Generic[K, V]):
-    """A bounded, thread-safe LRU whose entries each expire at their own time."""
+    """A bounded, thread-safe LRU whose entries each expire at their own time (writes take a
+    lock; a read is single ``OrderedDict`` calls, each atomic under the GIL)."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -152,15 +153,20 @@ class ExpiringLRU(Generic[K, V]):
         self._lock = threading.Lock()
 
     def get(self, key: K, now: float) -> V | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            if now >= item[0]:
-                del self._items[key]
-                return None
-            self._items.move_to_end(key)
-            return item[1]
+        # No lock: each OrderedDict call is atomic under the GIL, and a key another thread
+        # removed in between is simply not moved (recency is a hint; put() bounds the size).
+        items = self._items
+        item = items.get(key)
+        if item is None:
+            return None
+        if now >= item[0]:
+            items.pop(key, None)
+            return None
+        try:  # noqa: SIM105 -- contextlib.suppress builds an object on every hit
+            items.move_to_end(key)
+        except KeyError:
+            pass
+        return item[1]
 
     def put(self, key: K, value: V, expires: float) -> None:
         with self._lock:

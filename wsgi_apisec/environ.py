@@ -438,15 +438,16 @@ class EnvironRequest(Message):
     def from_environ(cls, environ: WSGIEnvironment, body: Body = Body.EMPTY) -> EnvironRequest:
         request = cls.__new__(cls)
         remote = environ.get("REMOTE_ADDR")
+        # ``status``, ``request`` and a missing ``remote_addr`` are the class defaults (None):
+        # five entries fit a new dict's first table.
         fields = {
             "_environ": environ,
             "method": str(environ.get("REQUEST_METHOD", "GET")),
             "headers": EnvironHeaders(environ),
             "body": body,
-            "status": None,
-            "request": None,
-            "remote_addr": str(remote) if remote else None,
         }
+        if remote:
+            fields["remote_addr"] = str(remote)
         request.__dict__ = fields
         return request
 

@@ -272,19 +272,16 @@ class TokenMiddleware:
         source = self.rules
         self._rule_for = source if callable(source) else partial(match, source)
 
-    def _match(self, environ: WSGIEnvironment) -> tuple[TokenRequirement | None, Profile | None]:
-        """What this request's route needs (``None``: no token check), and the profile whose
-        error envelope a refusal is rendered in."""
-        rule = self._rule_for(str(environ.get("REQUEST_METHOD", "GET")), route_path(environ))
-        return (self.default, None) if rule is None else (rule.token, rule.profile)
-
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            requirement, profile = self._match(environ)
+            rule = self._rule_for(str(environ.get("REQUEST_METHOD", "GET")), route_path(environ))
         except APISecError as err:
             return _reject(err, environ, start_response, drain=self.max_body)
+        # What the route needs (None: no token check); its profile's envelope for refusals.
+        requirement = self.default if rule is None else rule.token
         if requirement is None:
             return self.app(environ, start_response)
+        profile = None if rule is None else rule.profile
         # Further in, "the token" is only ever one this layer has verified.
         environ.pop(ENV_TOKEN, None)
         environ.pop(ENV_BINDING, None)
