@@ -2,7 +2,7 @@
 measure that does not move with machine load, for when wall-clock medians are too noisy.
 
 Run: ``python -m benchmarks.token_instructions [--alg RS256] [--requests 1000]
-[variant ...]`` (variants: base, floor, uncached, cached, pyjwt, authlib; needs
+[variant ...]`` (variants: base, floor, floor_rfc9068, uncached, cached, pyjwt, authlib; needs
 ``valgrind``). For each variant the same app is run twice under callgrind, once with no
 timed requests and once with ``--requests``; the difference divided by the count is the
 cost of one request. Both runs load one fixed key (written once to a temporary file) and
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from wsgi_apisec.keys import PrivateKey
 
-VARIANTS = ("base", "floor", "uncached", "cached", "pyjwt", "authlib")
+VARIANTS = ("base", "floor", "floor_rfc9068", "uncached", "cached", "pyjwt", "authlib")
 
 
 def _child(alg: str, variant: str, count: int, pem: str) -> None:
@@ -34,6 +34,7 @@ def _child(alg: str, variant: str, count: int, pem: str) -> None:
     build = {
         "base": bench.baseline,
         "floor": bench.floor,
+        "floor_rfc9068": bench.floor_rfc9068,
         "uncached": lambda i: bench.flask_apisec(i, cache=False),
         "cached": lambda i: bench.flask_apisec(i, cache=True),
         "pyjwt": bench.plain_pyjwt,
