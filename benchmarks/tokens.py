@@ -152,6 +152,22 @@ def plain_pyjwt(issuer: TestIssuer) -> Flask:
     return _app("pyjwt", protect)
 
 
+def _hand_written(name: str, check: Callable[[str], bool]) -> Flask:
+    """A floor's app: a bearer token from the ``Authorization`` header, ``check``, 401."""
+
+    def protect(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper() -> Any:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            if scheme != "Bearer" or not check(token):
+                abort(401)
+            return view()
+
+        return wrapper
+
+    return _app(name, protect)
+
+
 def floor(issuer: TestIssuer) -> Flask:
     """The least a correct check can do: split, b64-decode, verify, parse, exp/iss/aud/scope."""
     verify = raw_verifier(issuer.key, issuer.alg)
@@ -170,17 +186,7 @@ def floor(issuer: TestIssuer) -> Flask:
             and SCOPE in claims["scope"].split(" ")
         )
 
-    def protect(view: View) -> View:
-        @functools.wraps(view)
-        def wrapper() -> Any:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Bearer" or not check(token):
-                abort(401)
-            return view()
-
-        return wrapper
-
-    return _app("floor", protect)
+    return _hand_written("floor", check)
 
 
 def floor_rfc9068(issuer: TestIssuer) -> Flask:
@@ -207,17 +213,7 @@ def floor_rfc9068(issuer: TestIssuer) -> Flask:
             and SCOPE in claims["scope"].split(" ")
         )
 
-    def protect(view: View) -> View:
-        @functools.wraps(view)
-        def wrapper() -> Any:
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Bearer" or not check(token):
-                abort(401)
-            return view()
-
-        return wrapper
-
-    return _app("floor_rfc9068", protect)
+    return _hand_written("floor_rfc9068", check)
 
 
 # --- timing ----------------------------------------------------------------------------------
