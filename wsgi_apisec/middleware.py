@@ -269,12 +269,11 @@ class TokenMiddleware:
         self.default = default
         self.max_body = max_body
         self.spool_threshold = spool_threshold
-        source = self.rules
-        self._rule_for = source if callable(source) else partial(match, source)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            rule = self._rule_for(str(environ.get("REQUEST_METHOD", "GET")), route_path(environ))
+            method = str(environ.get("REQUEST_METHOD", "GET"))
+            rule = match(self.rules, method, route_path(environ))
         except APISecError as err:
             return _reject(err, environ, start_response, drain=self.max_body)
         # What the route needs (None: no token check); its profile's envelope for refusals.
