@@ -76,6 +76,11 @@ class Algorithm:
     def accepts(self, key: Any) -> bool:
         raise NotImplementedError
 
+    def _require(self, key: Any) -> None:
+        """A key of another type, curve or size is refused before it is used."""
+        if not self.accepts(key):
+            raise SignatureError(f"key cannot be used with {self.name}")
+
     def context(self, key: VerifyKey | SignKey) -> Incremental:
         raise NotImplementedError
 
@@ -91,8 +96,7 @@ class Algorithm:
 
     def signer(self, key: SignKey) -> Callable[[bytes], bytes]:
         """:meth:`sign` with ``key`` checked once, for signing many messages with it."""
-        if not self.accepts(key):
-            raise SignatureError(f"key cannot be used with {self.name}")
+        self._require(key)
         return lambda data: self.sign(key, data)
 
     def __repr__(self) -> str:
@@ -133,18 +137,15 @@ class _HashedAlgorithm(Algorithm):
         self._prehashed = utils.Prehashed(self._hash)
 
     def context(self, key: VerifyKey | SignKey) -> Incremental:
-        if not self.accepts(key):
-            raise SignatureError(f"key cannot be used with {self.name}")
+        self._require(key)
         return _Prehashed(self, key)
 
     def sign(self, key: SignKey, data: bytes) -> bytes:
-        if not self.accepts(key):
-            raise SignatureError(f"key cannot be used with {self.name}")
+        self._require(key)
         return self._sign(key, data, prehashed=False)
 
     def verify(self, key: VerifyKey, data: bytes, signature: bytes) -> bool:
-        if not self.accepts(key):
-            raise SignatureError(f"key cannot be used with {self.name}")
+        self._require(key)
         return self._verify(key, data, signature, prehashed=False)
 
     def sign_digest(self, key: Any, digest: bytes) -> bytes:
@@ -227,8 +228,7 @@ class ECDSAAlgorithm(_HashedAlgorithm):
         return _fixed_width(key.sign(data, ecdsa), self.size)
 
     def signer(self, key: SignKey) -> Callable[[bytes], bytes]:
-        if not self.accepts(key):
-            raise SignatureError(f"key cannot be used with {self.name}")
+        self._require(key)
         private: Any = key
         sign, ecdsa, size = private.sign, self._ecdsa_data, self.size
         return lambda data: _fixed_width(sign(data, ecdsa), size)
@@ -285,8 +285,7 @@ class EdDSAAlgorithm(Algorithm):
         return isinstance(key, ed25519.Ed25519PublicKey | ed25519.Ed25519PrivateKey)
 
     def context(self, key: VerifyKey | SignKey) -> Incremental:
-        if not self.accepts(key):
-            raise SignatureError(f"key cannot be used with {self.name}")
+        self._require(key)
         return _Buffered(key)
 
 
