@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from .algorithms import JOSE_ALGORITHMS, SYMMETRIC
 from .encoding import b64url_encode, json_dumps, json_object
 from .errors import APISecError, ConfigurationError, InvalidDPoPProof, InvalidToken, UseDPoPNonce
-from .jws import CompactJWS, parse_compact, payload_of, sign
+from .jws import CompactJWS, Signer, parse_compact, payload_of
 from .jws import verify as verify_jws
 from .keys import PrivateKey, PublicKey
 from .message import Message
@@ -38,6 +38,7 @@ __all__ = [
     "DPoPVerifier",
     "HMACNonceSource",
     "NonceSource",
+    "ProofSigner",
     "access_token_hash",
     "dpop_invalid_token",
     "make_proof",
@@ -347,6 +348,47 @@ def normalize_htu(uri: str) -> str | None:
     return f"{scheme}://{netloc}{path}"
 
 
+class ProofSigner:
+    """Signs the DPoP proofs (RFC 9449 §4.2) of one key: the algorithm (``alg``, else the
+    key's first of :data:`DEFAULT_ALGORITHMS`), the public ``jwk`` and the protected header
+    are worked out and serialised once; each proof only adds its claims."""
+
+    def __init__(self, private_key: PrivateKey, alg: str | None = None) -> None:
+        if alg is None:
+            alg = next((a for a in DEFAULT_ALGORITHMS if private_key.allows(a)), None)
+            if alg is None:
+                raise ConfigurationError("the key cannot sign any DPoP algorithm")
+        if alg in SYMMETRIC:
+            raise ConfigurationError("DPoP proofs must use an asymmetric algorithm")
+        public = private_key.public_key().to_jwk()
+        jwk = {name: public[name] for name in _PUBLIC_MEMBERS if name in public}
+        self.alg = alg
+        self._signer = Signer(private_key, {"typ": "dpop+jwt", "alg": alg, "jwk": jwk})
+
+    def proof(
+        self,
+        method: str,
+        url: str,
+        *,
+        access_token: str | None = None,
+        nonce: str | None = None,
+        iat: float | None = None,
+        jti: str | None = None,
+    ) -> str:
+        """The proof for one ``method url`` request."""
+        claims: dict[str, Any] = {
+            "jti": jti or secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": url.split("#", 1)[0].split("?", 1)[0],  # §4.2: without query and fragment
+            "iat": int(time.time()) if iat is None else iat,
+        }
+        if access_token is not None:
+            claims["ath"] = access_token_hash(access_token)
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return self._signer.sign(json_dumps(claims), detached=False)
+
+
 def make_proof(
     private_key: PrivateKey,
     method: str,
@@ -359,23 +401,6 @@ def make_proof(
     alg: str | None = None,
 ) -> str:
     """A DPoP proof JWT (RFC 9449 §4.2) for one request, signed with ``private_key``."""
-    if alg is None:
-        alg = next((a for a in DEFAULT_ALGORITHMS if private_key.allows(a)), None)
-        if alg is None:
-            raise ConfigurationError("the key cannot sign any DPoP algorithm")
-    if alg in SYMMETRIC:
-        raise ConfigurationError("DPoP proofs must use an asymmetric algorithm")
-    public = private_key.public_key().to_jwk()
-    jwk = {name: public[name] for name in _PUBLIC_MEMBERS if name in public}
-    header = {"typ": "dpop+jwt", "alg": alg, "jwk": jwk}
-    claims: dict[str, Any] = {
-        "jti": jti or secrets.token_urlsafe(16),
-        "htm": method,
-        "htu": url.split("#", 1)[0].split("?", 1)[0],  # §4.2: without query and fragment
-        "iat": int(time.time()) if iat is None else iat,
-    }
-    if access_token is not None:
-        claims["ath"] = access_token_hash(access_token)
-    if nonce is not None:
-        claims["nonce"] = nonce
-    return sign(private_key, json_dumps(claims), header, detached=False)
+    return ProofSigner(private_key, alg).proof(
+        method, url, access_token=access_token, nonce=nonce, iat=iat, jti=jti
+    )

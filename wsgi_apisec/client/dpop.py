@@ -1,7 +1,8 @@
 """RFC 9449 DPoP on the client: a proof for every request, and each server's nonce.
 
-Proofs are made by :func:`wsgi_apisec.dpop.make_proof`, the same function the server-side
-tests use, so the client and :class:`~wsgi_apisec.dpop.DPoPVerifier` agree by construction.
+Proofs are made by :class:`wsgi_apisec.dpop.ProofSigner`, the code behind the
+:func:`~wsgi_apisec.dpop.make_proof` the server-side tests use, so the client and
+:class:`~wsgi_apisec.dpop.DPoPVerifier` agree by construction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ..dpop import make_proof
+from ..dpop import ProofSigner
 from ..errors import ConfigurationError
 from ..keys import PrivateKey
 
@@ -55,15 +56,14 @@ class DPoPProofs:
             raise ConfigurationError(f"the DPoP key cannot sign with {alg}")
         self.key = key
         self.alg = alg
+        self._signer = ProofSigner(key, alg)  # the header is built once, for every proof
         self._nonces: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def proof(self, method: str, url: str, *, access_token: str | None = None) -> str:
         """A fresh proof (§4.2) for ``method url``, with ``ath`` for ``access_token`` and the
         nonce this server gave last, if any."""
-        return make_proof(
-            self.key, method, url, access_token=access_token, nonce=self.nonce(url), alg=self.alg
-        )
+        return self._signer.proof(method, url, access_token=access_token, nonce=self.nonce(url))
 
     def nonce(self, url: str) -> str | None:
         with self._lock:
