@@ -39,6 +39,7 @@ class PrivateKeyAssertion(PrivateKeyJWT):  # type: ignore[misc]
         header = jws.build_header(key, alg)
         super().__init__(alg=header["alg"])
         self.key, self.header, self.lifetime = key, header, lifetime
+        self._signer = jws.Signer(key, header)  # checked and serialised once
 
     def sign(self, auth: Any, token_endpoint: str) -> str:
         now = int(time.time())
@@ -52,7 +53,7 @@ class PrivateKeyAssertion(PrivateKeyJWT):  # type: ignore[misc]
             "iat": now,
             "exp": now + self.lifetime,
         }
-        return jws.sign(self.key, json_dumps(claims), self.header, detached=False)
+        return self._signer.sign(json_dumps(claims), detached=False)
 
 
 @dataclass(frozen=True)
