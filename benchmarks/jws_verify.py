@@ -61,15 +61,22 @@ class Variant:
 
 
 def measure(
-    items: list[Variant], rounds: int, batch: int, *, cpu: bool = False, seed: int = 7515
+    items: list[Variant],
+    rounds: int,
+    batch: int,
+    *,
+    cpu: bool = False,
+    seed: int = 7515,
+    warmup: int = 1,
 ) -> None:
-    """Interleaved rounds, shuffled each round; ``batch`` single-call timings per round.
-    ``cpu``: time with the thread's CPU clock, which other processes on a busy machine
-    disturb far less than the wall clock."""
+    """Interleaved rounds, shuffled each round; ``batch`` single-call timings per round,
+    after ``warmup`` untimed calls of each variant. ``cpu``: time with the thread's CPU
+    clock, which other processes on a busy machine disturb far less than the wall clock."""
     order = random.Random(seed)
     items = list(items)
     for item in items:
-        item.call()  # warm up
+        for _ in range(warmup):
+            item.call()
     clock = time.thread_time if cpu else time.perf_counter
     for _ in range(rounds):
         order.shuffle(items)

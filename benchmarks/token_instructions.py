@@ -26,11 +26,12 @@ VARIANTS = ("base", "floor", "floor_rfc9068", "uncached", "cached", "pyjwt", "au
 
 def _child(alg: str, variant: str, count: int, pem: str) -> None:
     from benchmarks import tokens as bench
-    from flask_apisec import testing
+    from flask_apisec.testing import TestIssuer
 
     fixed = PrivateKey.from_pem(Path(pem).read_bytes(), kid="fixed", algorithms=[alg])
-    testing.PrivateKey.generate = staticmethod(lambda *a, **k: fixed)  # type: ignore[method-assign]
-    issuer = bench.TestIssuer(alg)
+    # The issuer's key (flask_apisec.testing generates it with this very class).
+    PrivateKey.generate = staticmethod(lambda *a, **k: fixed)  # type: ignore[method-assign]
+    issuer = TestIssuer(alg)
     build = {
         "base": bench.baseline,
         "floor": bench.floor,

@@ -17,11 +17,8 @@ import functools
 import json
 import os
 import platform
-import random
-import statistics
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import jwt as pyjwt
@@ -33,7 +30,7 @@ from flask_jwt_extended import JWTManager, get_jwt, jwt_required
 from joserfc.jwk import KeySet as JoseKeySet
 from werkzeug.test import EnvironBuilder
 
-from benchmarks.jws_verify import raw_verifier
+from benchmarks.jws_verify import Variant, measure, raw_verifier
 from flask_apisec import APISec
 from flask_apisec.testing import TestIssuer
 from wsgi_apisec.encoding import b64url_decode
@@ -241,18 +238,6 @@ def _environ(token: str) -> dict[str, Any]:
     return builder.get_environ()
 
 
-@dataclass
-class Variant:
-    name: str
-    call: Callable[[], object]
-    route: bool = True  # a whole request; False: the raw verification alone
-    samples: list[float] | None = None
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples or [0.0]) * 1e6
-
-
 def variants(alg: str) -> list[Variant]:
     issuer = TestIssuer(alg)
     token = issuer.token(SCOPE)
@@ -278,27 +263,8 @@ def variants(alg: str) -> list[Variant]:
     head, payload, sig = token.split(".")
     raw = raw_verifier(issuer.key, alg)
     signature, data = b64url_decode(sig), f"{head}.{payload}".encode("ascii")
-    out.append(Variant(RAW, lambda: raw(signature, data), route=False))
+    out.append(Variant(RAW, lambda: raw(signature, data)))
     return out
-
-
-def measure(items: Iterable[Variant], rounds: int, batch: int, seed: int = 9068) -> None:
-    items = list(items)
-    order = random.Random(seed)
-    for item in items:
-        item.samples = []
-        for _ in range(batch):  # warm up
-            item.call()
-    clock = time.perf_counter
-    for _ in range(rounds):
-        order.shuffle(items)
-        for item in items:
-            call, samples = item.call, item.samples
-            assert samples is not None
-            for _ in range(batch):
-                start = clock()
-                call()
-                samples.append(clock() - start)
 
 
 def report(alg: str, items: list[Variant]) -> str:
@@ -315,7 +281,7 @@ def report(alg: str, items: list[Variant]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for v in items:
-        over = v.median - base if v.route else v.median
+        over = v.median if v.name == RAW else v.median - base  # RAW: the verify alone
         if v.name == BASELINE:
             lines.append(f"| {v.name} | {v.median:.1f} | - | - | - |")
             continue
@@ -347,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for alg in args.algs:
         items = variants(alg)
-        measure(items, args.rounds, args.batch)
+        measure(items, args.rounds, args.batch, seed=9068, warmup=args.batch)
         print(report(alg, items), end="\n\n")
 
 
