@@ -33,7 +33,7 @@ from sample_apps import authserver, fdx, g2p_mapper, ocen, registry
 from sample_apps.config import DEMO_AUDIENCE, DemoConfig, make_demo_config
 from sample_apps.pki import PKI, make_pki
 from wsgi_apisec import jws
-from wsgi_apisec.encoding import b64url_decode, json_object
+from wsgi_apisec.encoding import json_object
 from wsgi_apisec.fetch import UrlFetcher
 from wsgi_apisec.keys import PrivateKey
 from wsgi_apisec.registry import RegistryResolver
@@ -111,8 +111,7 @@ class Network:
 def unverified_claims(access_token: str) -> dict[str, Any]:
     """A JWT's claims, read (not trusted) to show what the AS put in it: the resource
     servers verify it."""
-    payload = jws.parse_compact(access_token).payload_b64
-    return json_object(b64url_decode(payload, "JWT payload"), "JWT payload")
+    return json_object(jws.payload_of(jws.parse_compact(access_token)), "JWT payload")
 
 
 #: An OCEN amount and a G2P financial address, changed after the signature was made.

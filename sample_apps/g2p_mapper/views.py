@@ -19,11 +19,9 @@ from typing import Any
 
 from flask import Response, current_app, request
 
+from flask_apisec import current_signature, current_token
 from wsgi_apisec.encoding import json_dumps, json_loads
-from wsgi_apisec.environ import ENV_SIGNATURE, ENV_TOKEN
 from wsgi_apisec.errors import SignatureError
-from wsgi_apisec.signatures import SignatureResult
-from wsgi_apisec.tokens import AccessToken
 
 from .actions import Context, run
 from .callbacks import CallbackDispatcher, Delivery, callback_url
@@ -159,12 +157,10 @@ def _check_sender(header: Header) -> None:
     """The envelope's ``sender_id`` must be the party that signed it and the party the
     access token was issued to (its ``client_id`` or OCEN-style ``participantId``): a
     partner may not send, with its own token, a message signed by another."""
-    token = request.environ.get(ENV_TOKEN)
-    signature = request.environ.get(ENV_SIGNATURE)
     parties: set[object] = set()
-    if isinstance(token, AccessToken):
-        parties = {token.client_id, token.claims.get("participantId")} - {None}
-    signer = signature.owner if isinstance(signature, SignatureResult) else None
+    if current_token:  # the proxies are falsy when the layer set nothing
+        parties = {current_token.client_id, current_token.claims.get("participantId")} - {None}
+    signer = current_signature.owner if current_signature else None
     if signer != header.sender_id or header.sender_id not in parties:
         raise SignatureError(
             "header.sender_id is not the caller",
